@@ -1,0 +1,5 @@
+import sys
+
+from shipyard.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,463 @@
+"""The ``shipyard.yaml`` schema and its loader.
+
+Every section is a strict pydantic model: an unknown key or a bad value is reported
+with the file, the key path and what would be valid, all problems at once.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from shipyard.core.dag import DagError, build_graph
+from shipyard.core.thresholds import parse_threshold
+from shipyard.errors import ConfigError
+
+__all__ = [
+    "CONFIG_FILE",
+    "DeployConfig",
+    "GatesConfig",
+    "GovernanceConfig",
+    "MonitorConfig",
+    "ProjectConfig",
+    "StageConfig",
+    "StoreConfig",
+    "load_config",
+    "parse_config",
+]
+
+CONFIG_FILE = "shipyard.yaml"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+_DURATION = re.compile(r"^\d+(\.\d+)?(ms|s|m|h|d)$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _threshold(value: Any) -> str:
+    parse_threshold(value)
+    return str(value)
+
+
+Threshold = Annotated[str | float, Field(description="comparison like '>= 0.8'")]
+
+
+def _check_thresholds(values: dict[str, Any]) -> dict[str, Any]:
+    for value in values.values():
+        _threshold(value)
+    return values
+
+
+def _relative_path(value: str) -> str:
+    """Normalise a project-relative path; refuse absolute paths and '..' escapes."""
+    if not value or "\x00" in value:
+        raise ValueError(f"path {value!r} is empty or contains NUL")
+    if value.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", value):
+        raise ValueError(f"path {value!r} is absolute; use a path relative to the project")
+    norm = posixpath.normpath(value.replace("\\", "/"))
+    if norm == ".." or norm.startswith("../"):
+        raise ValueError(f"path {value!r} leaves the project folder")
+    return norm
+
+
+class Resources(_Strict):
+    cpus: float = Field(default=1, gt=0)
+    gpus: float = Field(default=0, ge=0)
+    memory: str | int | None = None  # bytes, or "4GB"/"512MiB"
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, value: str | int | None) -> str | int | None:
+        if isinstance(value, str) and not re.match(r"^\d+(\.\d+)?\s*([KMGT]i?B?)?$", value):
+            raise ValueError(f"memory {value!r} must be bytes or a size like '4GB' or '512MiB'")
+        return value
+
+
+def _path_list(items: list[Any], what: str) -> list[str]:
+    """Accept DVC's forms: a list of paths or of one-key ``{path: {options}}`` maps."""
+    paths: list[str] = []
+    for item in items:
+        if isinstance(item, str):
+            paths.append(_relative_path(item))
+        elif isinstance(item, dict) and len(item) == 1:
+            ((path, options),) = item.items()
+            if options is not None and not isinstance(options, dict):
+                raise ValueError(f"options of {what} '{path}' must be a mapping")
+            paths.append(_relative_path(str(path)))
+        else:
+            raise ValueError(f"each {what} entry must be a path or {{path: {{options}}}}")
+    return paths
+
+
+class StageConfig(_Strict):
+    """One pipeline stage; keys read like dvc.yaml's so a DVC stage block works."""
+
+    cmd: str | list[str]
+    deps: list[Any] = []
+    params: list[Any] = []
+    outs: list[Any] = []
+    metrics: list[Any] = []
+    plots: list[Any] = []
+    wdir: str = "."
+    desc: str | None = None
+    frozen: bool = False
+    always_changed: bool = False
+    resources: Resources | None = None
+    env: dict[str, str] = {}
+
+    @field_validator("cmd")
+    @classmethod
+    def _cmd(cls, value: str | list[str]) -> str | list[str]:
+        if not (value if isinstance(value, str) else [c for c in value if c.strip()]):
+            raise ValueError("cmd must not be empty")
+        return value
+
+    @field_validator("deps", "outs", "metrics", "plots")
+    @classmethod
+    def _paths(cls, value: list[Any], info: Any) -> list[Any]:
+        _path_list(value, info.field_name.rstrip("s"))
+        return value
+
+    @field_validator("params")
+    @classmethod
+    def _params(cls, value: list[Any]) -> list[Any]:
+        for item in value:
+            ok = isinstance(item, str) or (
+                isinstance(item, dict)
+                and all(isinstance(keys, list | type(None)) for keys in item.values())
+            )
+            if not ok:
+                raise ValueError("params entries are keys ('train.C') or {file.yaml: [keys]}")
+        return value
+
+    @field_validator("wdir")
+    @classmethod
+    def _wdir(cls, value: str) -> str:
+        return _relative_path(value)
+
+    @property
+    def commands(self) -> list[str]:
+        return [self.cmd] if isinstance(self.cmd, str) else list(self.cmd)
+
+    def dep_paths(self) -> list[str]:
+        return [_join(self.wdir, p) for p in _path_list(self.deps, "dep")]
+
+    def out_paths(self) -> list[str]:
+        outs = _path_list(self.outs, "out") + _path_list(self.metrics, "metric")
+        return [_join(self.wdir, p) for p in outs + _path_list(self.plots, "plot")]
+
+
+def _join(wdir: str, path: str) -> str:
+    return posixpath.normpath(posixpath.join(wdir, path))
+
+
+class DataGate(_Strict):
+    schema_: str = Field(default="auto", alias="schema")
+    max_missing: float | None = Field(default=None, ge=0, le=1)
+    max_duplicates: float | None = Field(default=None, ge=0, le=1)
+    leakage: bool = True
+    train: str | None = None
+    test: str | None = None
+    label: str | None = None
+    expectations: list[dict[str, Any]] = []
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class BaselineGate(_Strict):
+    against: str = "production"
+    max_regression: dict[str, float] = {}
+    confidence: float = Field(default=0.95, gt=0.5, lt=1)
+
+
+_FAIRNESS_METRICS = {
+    "demographic_parity_difference",
+    "demographic_parity_ratio",
+    "equalized_odds_difference",
+    "equalized_odds_ratio",
+    "equal_opportunity_difference",
+    "equal_opportunity_ratio",
+}
+
+
+class FairnessGate(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+    sensitive: list[str]
+
+    @model_validator(mode="after")
+    def _metrics(self) -> FairnessGate:
+        for key, value in (self.model_extra or {}).items():
+            if key not in _FAIRNESS_METRICS:
+                valid = ", ".join(sorted(_FAIRNESS_METRICS))
+                raise ValueError(f"unknown fairness metric '{key}'; valid: {valid}")
+            _threshold(value)
+        return self
+
+
+class LatencyGate(_Strict):
+    p50_ms: Threshold | None = None
+    p95_ms: Threshold | None = None
+    p99_ms: Threshold | None = None
+    rows: int = Field(default=1000, gt=0)
+
+    @field_validator("p50_ms", "p95_ms", "p99_ms")
+    @classmethod
+    def _t(cls, value: Any) -> Any:
+        return None if value is None else _threshold(value)
+
+
+class PoisoningGate(_Strict):
+    max_noise_rate: float = Field(default=0.1, ge=0, le=1)
+    max_noise_increase: float = Field(default=0.05, ge=0, le=1)
+    outliers: bool = True
+
+
+class GatesConfig(_Strict):
+    data: DataGate | None = None
+    metrics: dict[str, Threshold] = {}
+    baseline: BaselineGate | None = None
+    fairness: FairnessGate | None = None
+    latency: LatencyGate | None = None
+    poisoning: PoisoningGate | None = None
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return _check_thresholds(value)
+
+
+class AliasPolicy(_Strict):
+    approvals: int = Field(default=0, ge=0)
+    four_eyes: bool = False
+    approver_role: Literal["approver", "admin"] = "approver"
+    require_gates: bool = True
+    model_card: list[str] = []
+
+
+class GovernanceConfig(_Strict):
+    approvals: int = Field(default=0, ge=0)
+    four_eyes: bool = False
+    model_card: list[str] = []
+    require_gates: bool = True
+    allow_pickle: bool = False
+    aliases: dict[str, AliasPolicy] = {}
+
+
+class DeployConfig(_Strict):
+    strategy: Literal["canary", "bluegreen", "ab", "shadow"] = "canary"
+    steps: list[Annotated[float, Field(gt=0, le=100)]] = [5, 25, 50, 100]
+    step_duration: str = "5m"
+    analysis: dict[str, Threshold | int] = {}
+    sticky_key: str | None = None
+
+    @field_validator("steps")
+    @classmethod
+    def _steps(cls, value: list[float]) -> list[float]:
+        if value != sorted(set(value)):
+            raise ValueError(f"steps must increase strictly, got {value}")
+        return value
+
+    @field_validator("step_duration")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        if not _DURATION.match(value):
+            raise ValueError(f"duration {value!r} must look like '30s', '5m', '1h'")
+        return value
+
+    @field_validator("analysis")
+    @classmethod
+    def _analysis(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key, item in value.items():
+            if key.startswith("min_"):
+                if not isinstance(item, int) or item < 0:
+                    raise ValueError(f"{key} must be a whole number >= 0")
+            else:
+                _threshold(item)
+        return value
+
+
+class DriftConfig(_Strict):
+    every: str = "5m"
+    reference: str = "training"
+    threshold: float | None = Field(default=None, gt=0)
+    share: float = Field(default=0.5, gt=0, le=1)
+
+    @field_validator("every")
+    @classmethod
+    def _every(cls, value: str) -> str:
+        return DeployConfig._duration(value)
+
+
+class AlertRule(_Strict):
+    when: str
+    notify: list[str] = []
+    action: Literal["none", "rollback", "retrain"] = "none"
+
+
+class MonitorConfig(_Strict):
+    drift: DriftConfig | None = None
+    alerts: list[AlertRule] = []
+    notifiers: dict[str, dict[str, Any]] = {}
+
+
+class StoreConfig(_Strict):
+    db: str | None = None  # SQLAlchemy URL; default .shipyard/shipyard.db
+    artifacts: str | None = None  # fsspec URL; default .shipyard/artifacts
+    remote: str | None = None  # fsspec URL for `shipyard data push/pull`
+
+
+class ProjectConfig(_Strict):
+    """The whole ``shipyard.yaml``."""
+
+    project: str
+    stages: dict[str, StageConfig] = {}
+    params: dict[str, Any] = {}
+    gates: GatesConfig = GatesConfig()
+    governance: GovernanceConfig = GovernanceConfig()
+    deploy: DeployConfig = DeployConfig()
+    monitor: MonitorConfig = MonitorConfig()
+    store: StoreConfig = StoreConfig()
+
+    @field_validator("project")
+    @classmethod
+    def _project(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(
+                f"project name {value!r} must start with a letter or digit and use only "
+                "letters, digits, '.', '_' and '-' (at most 100 characters)"
+            )
+        return value
+
+    @field_validator("stages")
+    @classmethod
+    def _stage_names(cls, value: dict[str, StageConfig]) -> dict[str, StageConfig]:
+        for name in value:
+            if not _NAME.match(name):
+                raise ValueError(f"stage name {name!r} must use letters, digits, '.', '_', '-'")
+        return value
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """Safe YAML that refuses duplicate keys instead of silently keeping the last."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def read_yaml(path: Path) -> Any:
+    """Load a YAML file safely; a syntax error becomes ConfigError with line and column."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path} does not exist", path=str(path), hint="run `shipyard init` to create one"
+        ) from None
+    except (UnicodeDecodeError, OSError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}", path=str(path)) from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path} is not valid YAML{where}: {problem}", path=str(path)) from None
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if not str(p).startswith(("function-", "union", "str", "list["))]
+    return ".".join(parts) or "(top level)"
+
+
+def _valid_keys(loc: tuple[Any, ...]) -> list[str]:
+    """The keys allowed where the unknown key ``loc[-1]`` was found."""
+    current: type[BaseModel] = ProjectConfig
+    parts = list(loc[:-1])
+    while parts:
+        fields = {f.alias or n: f for n, f in current.model_fields.items()}
+        field = fields.get(parts.pop(0))
+        model = _model_in(field.annotation) if field else None
+        if model is None:
+            return []
+        if get_origin(field.annotation) in (dict, list) and parts:
+            parts.pop(0)  # the mapping key or list index
+        current = model
+    return [f.alias or name for name, f in current.model_fields.items()]
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside ``X``, ``X | None``, ``dict[str, X]`` or ``list[X]``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _problems(exc: ValidationError) -> list[tuple[str, str]]:
+    problems = []
+    for err in exc.errors():
+        loc = err["loc"]
+        if err["type"] == "extra_forbidden":
+            valid = _valid_keys(loc)
+            msg = "unknown key" + (f"; valid keys here: {', '.join(valid)}" if valid else "")
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            if "input" in err and err["type"] not in ("missing",):
+                msg += f" (got {err['input']!r})"[:200]
+        problems.append((_key_path(loc), msg))
+    return problems
+
+
+def parse_config(data: Any, *, source: str = CONFIG_FILE) -> ProjectConfig:
+    """Validate already-loaded YAML data; raise ConfigError listing every problem."""
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{source} must be a mapping with at least 'project: NAME'",
+            path=source,
+            hint="run `shipyard init` to write a valid file",
+        )
+    try:
+        config = ProjectConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = _problems(exc)
+        raise ConfigError(
+            f"{source} is invalid ({len(problems)} problem{'s' * (len(problems) != 1)}):",
+            path=source,
+            problems=problems,
+        ) from None
+    try:
+        build_graph(
+            {n: s.dep_paths() for n, s in config.stages.items()},
+            {n: s.out_paths() for n, s in config.stages.items()},
+        )
+    except DagError as exc:
+        raise ConfigError(
+            f"{source} is invalid:", path=source, problems=[("stages", str(exc))]
+        ) from None
+    return config
+
+
+def load_config(path: str | Path) -> ProjectConfig:
+    """Read and validate a ``shipyard.yaml``."""
+    path = Path(path)
+    return parse_config(read_yaml(path), source=str(path))

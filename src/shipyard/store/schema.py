@@ -1,0 +1,85 @@
+"""Tables of the metadata store (SQLAlchemy Core).
+
+The Alembic migrations in ``migrations/versions`` create exactly these tables; a test
+compares the two so a table change without a migration cannot land.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+__all__ = ["HEAD_REVISION", "artifacts", "events", "metadata", "projects", "runs"]
+
+# The newest migration; the store compares the database's revision to it on open
+# without importing Alembic (a test checks it equals the script directory's head).
+HEAD_REVISION = "0001"
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id"), nullable=False, index=True),
+    Column("status", String(16), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True)),
+    Column("git_commit", String(64)),
+    Column("git_dirty", Boolean),
+    Column("params", JSON, nullable=False),
+    Column("metrics", JSON, nullable=False),
+    Column("environment", JSON, nullable=False),
+    Column("message", Text),
+)
+
+artifacts = Table(
+    "artifacts",
+    metadata,
+    Column("oid", String(80), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("files", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Append-only audit log. ``seq`` is assigned by the writer as previous + 1 and is the
+# primary key, and ``prev_hash`` is unique: two writers racing for the same slot cannot
+# both commit, so the chain stays linear without relying on application locks.
+events = Table(
+    "events",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(100), nullable=False, index=True),
+    Column("subject", String(500), nullable=False),
+    Column("details", JSON, nullable=False),
+    Column("prev_hash", String(64), nullable=False, unique=True),
+    Column("hash", String(64), nullable=False, unique=True),
+)
