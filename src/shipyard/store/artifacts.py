@@ -187,7 +187,9 @@ class FsspecBackend:
 
         protocol = url.split("://", 1)[0]
         try:
-            self.fs, self.base = fsspec.core.url_to_fs(url, **(storage_options or {}))
+            # Listings must not be cached: another writer may add objects at any time.
+            options = {"use_listings_cache": False, **(storage_options or {})}
+            self.fs, self.base = fsspec.core.url_to_fs(url, **options)
         except ImportError as exc:
             extra = _EXTRAS.get(protocol, protocol)
             raise StoreError(
