@@ -25,6 +25,7 @@ from pydantic import (
 from shipyard.core.dag import DagError, build_graph
 from shipyard.core.thresholds import parse_threshold
 from shipyard.errors import ConfigError
+from shipyard.project import CONFIG_FILE
 
 __all__ = [
     "CONFIG_FILE",
@@ -39,7 +40,6 @@ __all__ = [
     "parse_config",
 ]
 
-CONFIG_FILE = "shipyard.yaml"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _DURATION = re.compile(r"^\d+(\.\d+)?(ms|s|m|h|d)$")
 

@@ -14,16 +14,18 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shipyard.config import CONFIG_FILE, ProjectConfig, load_config
 from shipyard.errors import ConfigError
 
 if TYPE_CHECKING:
+    from shipyard.config import ProjectConfig
+    from shipyard.pipeline.spec import PipelineSpec
     from shipyard.store.artifacts import ArtifactStore
     from shipyard.store.metadata import MetadataStore
 
 __all__ = ["STATE_DIR", "Project", "find_root", "open_project"]
 
 STATE_DIR = ".shipyard"
+CONFIG_FILE = "shipyard.yaml"
 
 
 def find_root(start: str | os.PathLike[str] | None = None) -> Path:
@@ -47,11 +49,24 @@ def _resolve_local(root: Path, location: str) -> str:
 
 @dataclass
 class Project:
-    """An opened project. Stores are opened on first use and closed by ``close``."""
+    """An opened project. The full config, the stores and the pipeline spec are loaded
+    on first use (a no-op ``shipyard run`` needs only the cached spec) and the stores
+    are closed by ``close``."""
 
     root: Path
-    config: ProjectConfig
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+    @cached_property
+    def config(self) -> ProjectConfig:
+        from shipyard.config import load_config
+
+        return load_config(self.root / CONFIG_FILE)
+
+    @cached_property
+    def spec(self) -> PipelineSpec:
+        from shipyard.pipeline.spec import load_spec
+
+        return load_spec(self.root)
 
     @property
     def state_dir(self) -> Path:
@@ -59,23 +74,23 @@ class Project:
 
     @property
     def name(self) -> str:
-        return self.config.project
+        return self.spec.project
 
     @property
     def db_url(self) -> str:
-        configured = self.environ.get("SHIPYARD_DB") or self.config.store.db
+        configured = self.environ.get("SHIPYARD_DB") or self.spec.store.get("db")
         if configured:
             return configured
         return f"sqlite:///{self.state_dir / 'shipyard.db'}"
 
     @property
     def artifacts_url(self) -> str:
-        configured = self.environ.get("SHIPYARD_ARTIFACTS") or self.config.store.artifacts
+        configured = self.environ.get("SHIPYARD_ARTIFACTS") or self.spec.store.get("artifacts")
         return _resolve_local(self.root, configured or f"{STATE_DIR}/artifacts")
 
     @property
     def remote_url(self) -> str | None:
-        remote = self.environ.get("SHIPYARD_REMOTE") or self.config.store.remote
+        remote = self.environ.get("SHIPYARD_REMOTE") or self.spec.store.get("remote")
         return _resolve_local(self.root, remote) if remote else None
 
     @cached_property
@@ -102,6 +117,7 @@ class Project:
 
 
 def open_project(start: str | os.PathLike[str] | None = None) -> Project:
-    """Find, load and validate the project containing ``start`` (default: cwd)."""
-    root = find_root(start)
-    return Project(root, load_config(root / CONFIG_FILE))
+    """Find and validate the project containing ``start`` (default: cwd)."""
+    project = Project(find_root(start))
+    project.spec  # noqa: B018 - validates shipyard.yaml now, through the spec cache
+    return project

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+NAMES = ("config",)
+
 
 def register(sub: Any) -> None:
     parser = sub.add_parser("config", help="inspect and validate shipyard.yaml")
@@ -24,9 +26,9 @@ def run_validate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from shipyard.cli.output import emit_json, info
-    from shipyard.config import CONFIG_FILE, load_config
+    from shipyard.config import load_config
     from shipyard.errors import ConfigError
-    from shipyard.project import find_root
+    from shipyard.project import CONFIG_FILE, find_root
 
     path = Path(args.file) if args.file else find_root() / CONFIG_FILE
     try:

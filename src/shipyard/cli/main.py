@@ -12,7 +12,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from shipyard.cli import audit_cmd, config_cmd, init_cmd, runs_cmd
+from shipyard.cli import audit_cmd, config_cmd, init_cmd, run_cmd, runs_cmd
 
 __all__ = ["EXIT_CODES", "build_parser", "main"]
 
@@ -24,7 +24,7 @@ exit codes:
   3  internal or environment error (re-run with --debug for a traceback)
 """
 
-_COMMANDS = (init_cmd, config_cmd, runs_cmd, audit_cmd)
+_COMMANDS = (init_cmd, config_cmd, run_cmd, runs_cmd, audit_cmd)
 
 
 class Parser(argparse.ArgumentParser):
@@ -36,7 +36,9 @@ class Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def build_parser() -> Parser:
+def build_parser(only: str | None = None) -> Parser:
+    """The full parser, or with ``only`` just that command's (start-up time matters:
+    building every sub-parser costs more than a no-op ``shipyard run``)."""
     from shipyard import __version__
 
     parser = Parser(
@@ -57,13 +59,29 @@ def build_parser() -> Parser:
     )
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
     for module in _COMMANDS:
-        module.register(sub)
+        if only is None or only in module.NAMES:
+            module.register(sub)
     return parser
+
+
+def _command_word(argv: Sequence[str]) -> str | None:
+    """The sub-command named on the command line, if it is one we know."""
+    known = {name for module in _COMMANDS for name in module.NAMES}
+    skip_next = False
+    for word in argv:
+        if skip_next:
+            skip_next = False
+        elif word == "-C":
+            skip_next = True
+        elif not word.startswith("-"):
+            return word if word in known else None
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the process exit code."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command_word(argv))
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
     if handler is None:

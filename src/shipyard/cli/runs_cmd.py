@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+NAMES = ("runs",)
+
 
 def register(sub: Any) -> None:
     parser = sub.add_parser(

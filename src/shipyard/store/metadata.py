@@ -283,17 +283,16 @@ class MetadataStore:
         status: str,
         *,
         metrics: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
         message: str | None = None,
         conn: Connection | None = None,
     ) -> None:
+        values: dict[str, Any] = {"status": status, "ended_at": self.clock(), "message": message}
+        values["metrics"] = metrics or {}
+        if params is not None:
+            values["params"] = params
         with self._joined(conn) as tx:
-            tx.execute(
-                schema.runs.update()
-                .where(schema.runs.c.id == run_id)
-                .values(
-                    status=status, ended_at=self.clock(), metrics=metrics or {}, message=message
-                )
-            )
+            tx.execute(schema.runs.update().where(schema.runs.c.id == run_id).values(**values))
 
     def _run_query(self) -> sa.Select[Any]:
         r, p = schema.runs, schema.projects
@@ -333,6 +332,39 @@ class MetadataStore:
             query = query.where(schema.projects.c.name == project)
         with self.transaction(write=False) as tx:
             return [self._to_run(row) for row in tx.execute(query)]
+
+    # --- stage runs -----------------------------------------------------------------
+    def record_stage_run(
+        self, run_id: str, record: dict[str, Any], conn: Connection | None = None
+    ) -> None:
+        """Store one stage's outcome; ``record`` holds the stage_runs columns."""
+        columns = {c.name for c in schema.stage_runs.columns} - {"id", "run_id"}
+        values = {k: v for k, v in record.items() if k in columns}
+        with self._joined(conn) as tx:
+            tx.execute(schema.stage_runs.insert().values(run_id=run_id, **values))
+
+    def stage_runs(self, run_id: str) -> list[dict[str, Any]]:
+        table = schema.stage_runs
+        query = sa.select(table).where(table.c.run_id == run_id).order_by(table.c.id)
+        with self.transaction(write=False) as tx:
+            rows = [dict(row._mapping) for row in tx.execute(query)]
+        for row in rows:
+            row["started_at"] = _as_utc(row["started_at"])
+            row["ended_at"] = _as_utc(row["ended_at"])
+        return rows
+
+    def cached_outs(self, fingerprint: str) -> dict[str, str | None] | None:
+        """Outputs of the newest successful stage run with this fingerprint (run cache)."""
+        table = schema.stage_runs
+        query = (
+            sa.select(table.c.outs)
+            .where(table.c.fingerprint == fingerprint, table.c.status.in_(("ran", "restored")))
+            .order_by(table.c.id.desc())
+            .limit(1)
+        )
+        with self.transaction(write=False) as tx:
+            outs = tx.execute(query).scalar()
+        return dict(outs) if outs is not None else None
 
     # --- artifacts ------------------------------------------------------------------
     def record_artifact(

@@ -20,11 +20,19 @@ from sqlalchemy import (
     Text,
 )
 
-__all__ = ["HEAD_REVISION", "artifacts", "events", "metadata", "projects", "runs"]
+__all__ = [
+    "HEAD_REVISION",
+    "artifacts",
+    "events",
+    "metadata",
+    "projects",
+    "runs",
+    "stage_runs",
+]
 
 # The newest migration; the store compares the database's revision to it on open
 # without importing Alembic (a test checks it equals the script directory's head).
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 
 metadata = MetaData(
     naming_convention={
@@ -57,6 +65,29 @@ runs = Table(
     Column("metrics", JSON, nullable=False),
     Column("environment", JSON, nullable=False),
     Column("message", Text),
+)
+
+# One row per stage per run. A succeeded row is also the run cache: a stage whose
+# fingerprint matches one here can have its outputs restored instead of re-running.
+stage_runs = Table(
+    "stage_runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("run_id", String(32), ForeignKey("runs.id"), nullable=False, index=True),
+    Column("stage", String(100), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("fingerprint", String(64), nullable=False, index=True),
+    Column("reason", Text),
+    Column("started_at", DateTime(timezone=True)),
+    Column("ended_at", DateTime(timezone=True)),
+    Column("exit_code", Integer),
+    Column("deps", JSON, nullable=False),
+    Column("outs", JSON, nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("metrics", JSON, nullable=False),
+    Column("resources", JSON, nullable=False),
+    Column("log_oid", String(80)),
+    Column("log_tail", Text),
 )
 
 artifacts = Table(

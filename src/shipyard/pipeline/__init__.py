@@ -1,0 +1,1 @@
+"""The pipeline service: cached DAG runs with lineage (``shipyard run``)."""
