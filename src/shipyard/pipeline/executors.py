@@ -146,12 +146,27 @@ def _run_one(
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
     with ResourceSampler(proc.pid) as sampler:
-        while proc.poll() is None:
-            if cancel.wait(0.05):
-                _stop(proc)
-                break
+        code, usage = _reap(proc, cancel)
     reader.join(timeout=5)
-    return proc.wait(), sampler.summary()
+    return code, {**sampler.summary(), **usage}
+
+
+def _reap(proc: subprocess.Popen[bytes], cancel: threading.Event) -> tuple[int, dict[str, Any]]:
+    """Wait for the command with wait4, which also reports what the whole process tree
+    used (CPU seconds, peak RSS), even for commands too short to sample."""
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            break
+        if cancel.wait(0.05):
+            _stop(proc)
+            return proc.wait(), {}
+    return proc.returncode, {
+        "cpu_user_seconds": round(usage.ru_utime, 3),
+        "cpu_system_seconds": round(usage.ru_stime, 3),
+        "max_rss_bytes": usage.ru_maxrss * 1024,  # Linux reports KiB
+    }
 
 
 class LocalExecutor:
