@@ -89,6 +89,13 @@ class Project:
         return _resolve_local(self.root, configured or f"{STATE_DIR}/artifacts")
 
     @property
+    def actor(self) -> str:
+        """Who is acting, for the audit log: $SHIPYARD_USER, else the login name."""
+        import getpass
+
+        return self.environ.get("SHIPYARD_USER") or getpass.getuser()
+
+    @property
     def remote_url(self) -> str | None:
         remote = self.environ.get("SHIPYARD_REMOTE") or self.spec.store.get("remote")
         return _resolve_local(self.root, remote) if remote else None

@@ -12,7 +12,16 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from shipyard.cli import audit_cmd, config_cmd, init_cmd, run_cmd, runs_cmd
+from shipyard.cli import (
+    audit_cmd,
+    config_cmd,
+    data_cmd,
+    diff_cmd,
+    init_cmd,
+    run_cmd,
+    runs_cmd,
+    status_cmd,
+)
 
 __all__ = ["EXIT_CODES", "build_parser", "main"]
 
@@ -24,7 +33,16 @@ exit codes:
   3  internal or environment error (re-run with --debug for a traceback)
 """
 
-_COMMANDS = (init_cmd, config_cmd, run_cmd, runs_cmd, audit_cmd)
+_COMMANDS = (
+    init_cmd,
+    config_cmd,
+    run_cmd,
+    status_cmd,
+    runs_cmd,
+    diff_cmd,
+    data_cmd,
+    audit_cmd,
+)
 
 
 class Parser(argparse.ArgumentParser):

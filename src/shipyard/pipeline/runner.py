@@ -12,6 +12,7 @@ no-op run reads the cached spec, the lock file and the stat cache, and nothing e
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import threading
@@ -31,7 +32,14 @@ from shipyard.pipeline.spec import Stage
 from shipyard.pipeline.statcache import StatCache
 from shipyard.project import STATE_DIR, Project
 
-__all__ = ["RunOptions", "RunReport", "StageOutcome", "plan_selection", "run_pipeline"]
+__all__ = [
+    "RunOptions",
+    "RunReport",
+    "StageOutcome",
+    "pipeline_status",
+    "plan_selection",
+    "run_pipeline",
+]
 
 # Terminal states of a stage in one run.
 UP_TO_DATE, RAN, RESTORED, FAILED, SKIPPED, WOULD_RUN = (
@@ -491,7 +499,9 @@ def run_pipeline(
     selected = plan_selection(project, options)
     console = console or Console()
     run = _Run(project, options, executor or LocalExecutor(), console)
-    with project_lock(project.state_dir):
+    # A dry run changes nothing, so it need not wait for (or block) a running pipeline.
+    guard = contextlib.nullcontext() if options.dry else project_lock(project.state_dir)
+    with guard:
         try:
             status = _schedule(run, selected, max(1, options.jobs))
         except KeyboardInterrupt:
@@ -501,6 +511,11 @@ def run_pipeline(
             run.stat.close()
         run.record_run(status)
     return RunReport(run.run_id, status, [run.outcomes[s] for s in selected])
+
+
+def pipeline_status(project: Project) -> RunReport:
+    """Which stages are out of date and why, changing nothing (``shipyard status``)."""
+    return run_pipeline(project, RunOptions(dry=True), console=Console(quiet=True))
 
 
 def _schedule(run: _Run, selected: list[str], jobs: int) -> str:
