@@ -20,6 +20,8 @@ if TYPE_CHECKING:
         ShipyardError,
         StoreError,
     )
+    from shipyard.pipeline.api import run
+    from shipyard.pipeline.functions import run_functions, stage
     from shipyard.project import Project, open_project
     from shipyard.scaffold import init_project
     from shipyard.store import open_artifacts, open_metadata
@@ -39,6 +41,9 @@ _LAZY = {
     "Project": "shipyard.project",
     "open_project": "shipyard.project",
     "init_project": "shipyard.scaffold",
+    "stage": "shipyard.pipeline.functions",
+    "run_functions": "shipyard.pipeline.functions",
+    "run": "shipyard.pipeline.api",
     "open_artifacts": "shipyard.store",
     "open_metadata": "shipyard.store",
 }
@@ -59,6 +64,9 @@ __all__ = [
     "open_artifacts",
     "open_metadata",
     "open_project",
+    "run",
+    "run_functions",
+    "stage",
 ]
 
 

@@ -119,3 +119,49 @@ def test_console_script_runs(in_tmp):
         [str(exe), "--version"], capture_output=True, text=True, env={**os.environ}
     )
     assert result.returncode == 0 and result.stdout.startswith("shipyard ")
+
+
+DVC_YAML = """\
+stages:
+  split:
+    cmd: python split.py data/all.csv data/parts
+    deps: [split.py, data/all.csv]
+    params: [split.ratio]
+    outs: [data/parts]
+  fit:
+    cmd: python fit.py data/parts model.bin
+    deps:
+      - fit.py
+      - data/parts
+    params:
+      - fit.lr
+      - other.yaml:
+          - seed
+    outs:
+      - model.bin
+      - summary.txt:
+          cache: false
+    metrics:
+      - scores.json:
+          cache: false
+"""
+
+
+def test_init_from_dvc_keeps_the_stage_blocks(in_tmp):
+    import yaml
+
+    (in_tmp / "dvc.yaml").write_text(DVC_YAML)
+    assert main(["init", "--from-dvc"]) == 0
+    dvc = yaml.safe_load((in_tmp / "dvc.yaml").read_text())
+    ours = yaml.safe_load((in_tmp / "shipyard.yaml").read_text())
+    assert ours["stages"] == dvc["stages"]
+    assert main(["config", "validate"]) == 0
+
+
+def test_init_from_dvc_names_what_it_cannot_convert(in_tmp, capsys):
+    (in_tmp / "dvc.yaml").write_text(
+        "vars: [a.yaml]\nstages:\n  s:\n    foreach: [1, 2]\n    do: {cmd: echo}\n"
+    )
+    assert main(["init", "--from-dvc"]) == 2
+    err = capsys.readouterr().err
+    assert "stages.s.foreach" in err and "- vars:" in err

@@ -19,6 +19,9 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--example", metavar="NAME", help="write an example project (available: credit-risk)"
     )
+    parser.add_argument(
+        "--from-dvc", action="store_true", help="take the stages from this folder's dvc.yaml"
+    )
     parser.add_argument("--force", action="store_true", help="overwrite existing files")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.set_defaults(handler=run)
@@ -28,11 +31,13 @@ def run(args: argparse.Namespace) -> int:
     from shipyard.cli.output import emit_json, info
     from shipyard.scaffold import init_project
 
-    result = init_project(args.path, example=args.example, force=args.force)
+    result = init_project(args.path, example=args.example, from_dvc=args.from_dvc, force=args.force)
     if args.json:
         emit_json({"root": str(result.root), "created": result.created, "example": args.example})
         return 0
     what = f"example project '{args.example}'" if args.example else "Shipyard project"
+    if args.from_dvc:
+        what += " from dvc.yaml"
     info(f"Initialised {what} in {result.root.absolute()}")
     for path in result.created:
         info(f"  created {path}")

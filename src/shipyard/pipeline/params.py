@@ -17,9 +17,17 @@ import blake3
 from shipyard.errors import PipelineError
 from shipyard.pipeline.spec import INLINE, ParamRef, PipelineSpec, Stage
 
-__all__ = ["ParamReader"]
+__all__ = ["ParamReader", "lookup_param"]
 
 _MISSING = object()
+
+
+def lookup_param(data: Any, dotted: str) -> Any:
+    """The value at ``a.b.0.c`` in nested mappings and lists; KeyError when absent."""
+    value = _lookup(data, dotted)
+    if value is _MISSING:
+        raise KeyError(dotted)
+    return value
 
 
 def _lookup(data: Any, dotted: str) -> Any:

@@ -92,15 +92,59 @@ def _make_example_data(root: Path) -> str:
     return "data/raw.csv"
 
 
+_DVC_STAGE_KEYS = {
+    "cmd",
+    "deps",
+    "params",
+    "outs",
+    "metrics",
+    "plots",
+    "wdir",
+    "desc",
+    "frozen",
+    "always_changed",
+}
+
+
+def _from_dvc(root: Path) -> str:
+    """shipyard.yaml text holding the stages of ``root/dvc.yaml``, unchanged."""
+    import yaml
+
+    from shipyard.config import read_yaml
+
+    dvc = read_yaml(root / "dvc.yaml")
+    if not isinstance(dvc, dict) or not isinstance(dvc.get("stages"), dict):
+        raise ConfigError(f"{root / 'dvc.yaml'} has no `stages:` mapping", path="dvc.yaml")
+    problems = [
+        (f"stages.{name}.{key}", "not supported by Shipyard; expand it into plain stages")
+        for name, stage in dvc["stages"].items()
+        for key in (stage or {})
+        if key not in _DVC_STAGE_KEYS
+    ]
+    problems += [(key, "not supported; inline the values") for key in dvc if key != "stages"]
+    if problems:
+        raise ConfigError("dvc.yaml uses features Shipyard cannot convert:", problems=problems)
+    body = {"project": _project_name(root), "stages": dvc["stages"]}
+    header = "# Converted from dvc.yaml by `shipyard init --from-dvc`.\n"
+    return header + yaml.safe_dump(body, sort_keys=False, default_flow_style=False)
+
+
 def init_project(
-    root: str | Path = ".", *, example: str | None = None, force: bool = False
+    root: str | Path = ".",
+    *,
+    example: str | None = None,
+    from_dvc: bool = False,
+    force: bool = False,
 ) -> InitResult:
     """Create ``shipyard.yaml``, ``.shipyard/`` and a ``.gitignore`` entry in ``root``.
 
-    With ``example``, write a complete example project instead of the minimal file.
-    Refuses to overwrite an existing ``shipyard.yaml`` unless ``force``.
+    With ``example``, write a complete example project instead of the minimal file;
+    with ``from_dvc``, take the stages from the folder's ``dvc.yaml``. Refuses to
+    overwrite an existing ``shipyard.yaml`` unless ``force``.
     """
     root = Path(root)
+    if example and from_dvc:
+        raise UsageError("--example and --from-dvc cannot be combined")
     if example is not None and example not in EXAMPLES:
         raise UsageError(
             f"unknown example {example!r}", hint=f"available examples: {', '.join(EXAMPLES)}"
@@ -116,7 +160,8 @@ def init_project(
         created += _copy_example(example, root, force)
         created.append(_make_example_data(root))
     else:
-        config.write_text(_MINIMAL.format(name=_project_name(root)))
+        text = _from_dvc(root) if from_dvc else _MINIMAL.format(name=_project_name(root))
+        config.write_text(text)
         created.append(CONFIG_FILE)
     (root / STATE_DIR).mkdir(exist_ok=True)
     created.append(STATE_DIR + "/")
@@ -124,6 +169,8 @@ def init_project(
         created.append(".gitignore")
     try:
         load_config(config)
-    except ConfigError as exc:  # a template bug, never the user's fault
+    except ConfigError as exc:
+        if from_dvc:  # the user's dvc.yaml: say what to fix in the converted file
+            raise
         raise ShipyardError(f"internal error: the scaffolded config is invalid: {exc}") from exc
     return InitResult(root, created, example)
