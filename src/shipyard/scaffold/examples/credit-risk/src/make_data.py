@@ -22,12 +22,12 @@ def make(rows: int, seed: int) -> pd.DataFrame:
     amount = rng.gamma(2.0, 6000, size=rows)
     purpose = rng.choice(["car", "home", "education", "business"], size=rows)
     logit = (
-        -1.2
-        - 1.1 * (np.log(income) - 10.8)
-        + 3.2 * (debt_ratio - 0.28)
-        - 0.04 * (history_years - 15)
-        + 0.00004 * (amount - 12000)
-        + np.where(purpose == "business", 0.5, 0.0)
+        -1.3
+        - 2.4 * (np.log(income) - 10.8)
+        + 7.0 * (debt_ratio - 0.28)
+        - 0.09 * (history_years - 15)
+        + 0.00009 * (amount - 12000)
+        + np.where(purpose == "business", 0.9, 0.0)
     )
     default = rng.random(rows) < 1 / (1 + np.exp(-logit))
     return pd.DataFrame(
