@@ -13,7 +13,10 @@
     ├── PipelineError              exit 3: a stage could not run or lied about outputs
     │   └── LockHeld               exit 3: another process holds the project lock
     ├── RegistryError              exit 3
-    │   └── PolicyViolation        exit 1: governance refuses the change
+    │   ├── PolicyViolation        exit 1: governance refuses the change
+    │   ├── Conflict               exit 1: a compare-and-set lost a race (HTTP 409)
+    │   ├── NotFound               exit 2: no such model, version or alias
+    │   └── UnsafeModel            exit 2: a format that could execute code on load
     ├── CheckFailed                exit 1: a gate or check failed
     ├── ServingError               exit 3
     └── MonitorError               exit 3
@@ -30,8 +33,10 @@ __all__ = [
     "ArtifactNotFound",
     "CheckFailed",
     "ConfigError",
+    "Conflict",
     "LockHeld",
     "MonitorError",
+    "NotFound",
     "PipelineError",
     "PolicyViolation",
     "RegistryError",
@@ -39,6 +44,7 @@ __all__ = [
     "ServingError",
     "ShipyardError",
     "StoreError",
+    "UnsafeModel",
     "UnsafePath",
     "UsageError",
 ]
@@ -153,6 +159,24 @@ class PolicyViolation(RegistryError):
     """Governance policy forbids the requested change."""
 
     exit_code = 1
+
+
+class Conflict(RegistryError):
+    """Another writer changed the state first (an alias moved, a version was taken)."""
+
+    exit_code = 1
+
+
+class NotFound(RegistryError):
+    """No model, version or alias with that name."""
+
+    exit_code = 2
+
+
+class UnsafeModel(RegistryError):
+    """The model file could run code when loaded (pickle) or holds untrusted types."""
+
+    exit_code = 2
 
 
 class CheckFailed(ShipyardError):

@@ -18,9 +18,11 @@ from shipyard.cli import (
     data_cmd,
     diff_cmd,
     init_cmd,
+    registry_cmd,
     run_cmd,
     runs_cmd,
     status_cmd,
+    users_cmd,
 )
 
 __all__ = ["EXIT_CODES", "build_parser", "main"]
@@ -41,6 +43,8 @@ _COMMANDS = (
     runs_cmd,
     diff_cmd,
     data_cmd,
+    registry_cmd,
+    users_cmd,
     audit_cmd,
 )
 

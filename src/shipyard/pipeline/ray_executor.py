@@ -178,6 +178,9 @@ class RayExecutor:
         common: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
         where = self.address or "auto"
         try:
+            if where.startswith("ray://"):
+                ray.init(address=where)  # Ray Client passes other options to the server
+                return
             if not local:
                 try:
                     ray.init(address=where, **common)
@@ -189,7 +192,6 @@ class RayExecutor:
             ray.init(
                 _node_ip_address="127.0.0.1",
                 include_dashboard=False,
-                configure_logging=True,
                 **common,
             )
         except Exception as exc:
@@ -211,6 +213,9 @@ class RayExecutor:
                 from shipyard.store import open_artifacts
 
                 store = self._stores[url] = open_artifacts(url)
+                folder = _local_folder(url)
+                if folder is not None:  # so that a task on this machine finds it
+                    folder.mkdir(parents=True, exist_ok=True)
         return url, store
 
     # --- running ------------------------------------------------------------------
@@ -233,6 +238,8 @@ class RayExecutor:
             return _failed(job, console, f"the stage's Ray task failed: {_task_error(exc)}", 1)
         if payload is None:  # cancelled before it could report back
             return _failed(job, console, "cancelled", -signal.SIGTERM)
+        if "error" in payload:  # it could not set up or store the outputs
+            return _failed(job, console, payload["error"], 1)
         _write_log(job.log_path, payload["log"])
         for line in payload["lines"]:
             console.stage_line(stage.name, line)
@@ -333,7 +340,7 @@ def _wait(ray: Any, ref: Any, cancel: threading.Event) -> dict[str, Any] | None:
 def _task_error(exc: BaseException) -> str:
     cause = getattr(exc, "cause", None)  # RayTaskError: the exception the task raised
     if isinstance(cause, BaseException):
-        return f"{type(cause).__name__}: {_first_line(cause)}"
+        exc = cause
     return f"{type(exc).__name__}: {_first_line(exc)}"
 
 
@@ -343,10 +350,11 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _failed(job: StageJob, console: Console, message: str, code: int) -> ExecResult:
-    line = f"ray: {message}"
-    _write_log(job.log_path, line + "\n")
-    console.stage_line(job.stage.name, line)
-    return ExecResult(code, 0.0, {}, [line])
+    lines = [f"ray: {line}" for line in message.splitlines() or [""]]
+    _write_log(job.log_path, "".join(line + "\n" for line in lines))
+    for line in lines:
+        console.stage_line(job.stage.name, line)
+    return ExecResult(code, 0.0, {}, lines[-_TAIL:])
 
 
 def _write_log(path: Path, text: str) -> None:
@@ -362,10 +370,7 @@ def _cluster_visible() -> bool:
         return True
     import psutil
 
-    for proc in psutil.process_iter(["name"]):
-        if proc.info.get("name") == "gcs_server":
-            return True
-    return False
+    return any(p.info.get("name") == "gcs_server" for p in psutil.process_iter(["name"]))
 
 
 # --- the task's side (runs on a cluster node) -------------------------------------------
@@ -391,10 +396,10 @@ def _run_stage_task(
     from shipyard.store import open_artifacts
     from shipyard.store.artifacts import safe_join
 
-    _check_store_reachable(store_url)
-    store = open_artifacts(store_url)
     scratch = Path(tempfile.mkdtemp(prefix=f"shipyard-{stage.name}-"))
     try:
+        _check_store_reachable(store_url)
+        store = open_artifacts(store_url)
         work = scratch / "work"
         work.mkdir()
         for rel in sorted(inputs, key=lambda r: r.count("/")):  # a folder before its files
@@ -406,8 +411,7 @@ def _run_stage_task(
         console = _Collect()
         if version != __version__:
             console.lines.append(
-                f"shipyard: warning: this node has shipyard {__version__}, "
-                f"the driver {version}"
+                f"shipyard: warning: this node has shipyard {__version__}, the driver {version}"
             )
         result = _run_interruptibly(job, console)
         log = job.log_path.read_text(encoding="utf-8", errors="replace")
@@ -427,6 +431,8 @@ def _run_stage_task(
             "outs": outs,
             "node": _node_ip(platform.node()),
         }
+    except Exception as exc:  # setting up or storing failed: say what, not a traceback
+        return {"error": f"on node {_node_ip(platform.node())}: {type(exc).__name__}: {exc}"}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -459,11 +465,16 @@ def _run_interruptibly(job: StageJob, console: Console) -> ExecResult:
     return result
 
 
+def _local_folder(url: str) -> Path | None:
+    """The folder of a local artifact store; ``None`` for fsspec URLs."""
+    if url.startswith("file://"):
+        return Path(url.removeprefix("file://"))
+    return None if "://" in url else Path(url)
+
+
 def _check_store_reachable(url: str) -> None:
-    local = url.removeprefix("file://") if url.startswith("file://") else url
-    if "://" in local:
-        return
-    if not Path(local).is_dir():
+    folder = _local_folder(url)
+    if folder is not None and not folder.is_dir():
         raise PipelineError(
             f"the artifact store '{url}' is a folder this Ray node does not have",
             hint="on a cluster, set store.artifacts (or SHIPYARD_ARTIFACTS) to an object "

@@ -37,7 +37,7 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _as_utc(value: datetime | None) -> datetime | None:
+def as_utc(value: datetime | None) -> datetime | None:
     if value is None or value.tzinfo is not None:
         return value
     return value.replace(tzinfo=UTC)  # SQLite hands back naive datetimes
@@ -85,7 +85,7 @@ def event_hash(
 ) -> str:
     """The hash that chains an entry to its predecessor."""
     body = json.dumps(
-        [seq, _as_utc(at).isoformat(), actor, action, subject, details, prev],  # type: ignore[union-attr]
+        [seq, as_utc(at).isoformat(), actor, action, subject, details, prev],  # type: ignore[union-attr]
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,
@@ -223,7 +223,7 @@ class MetadataStore:
     def ensure_project(self, name: str, conn: Connection | None = None) -> int:
         """The id of project ``name``, created if needed (safe under concurrency)."""
         table = schema.projects
-        with self._joined(conn) as tx:
+        with self.joined(conn) as tx:
             insert = _insert_ignoring_conflicts(tx)(table).values(
                 name=name, created_at=self.clock()
             )
@@ -231,7 +231,7 @@ class MetadataStore:
             return int(tx.execute(sa.select(table.c.id).where(table.c.name == name)).scalar_one())
 
     @contextlib.contextmanager
-    def _joined(self, conn: Connection | None) -> Iterator[Connection]:
+    def joined(self, conn: Connection | None) -> Iterator[Connection]:
         if conn is not None:
             yield conn
         else:
@@ -260,7 +260,7 @@ class MetadataStore:
             params=params or {},
             environment=environment or {},
         )
-        with self._joined(conn) as tx:
+        with self.joined(conn) as tx:
             project_id = self.ensure_project(project, tx)
             tx.execute(
                 schema.runs.insert().values(
@@ -291,7 +291,7 @@ class MetadataStore:
         values["metrics"] = metrics or {}
         if params is not None:
             values["params"] = params
-        with self._joined(conn) as tx:
+        with self.joined(conn) as tx:
             tx.execute(schema.runs.update().where(schema.runs.c.id == run_id).values(**values))
 
     def _run_query(self) -> sa.Select[Any]:
@@ -305,8 +305,8 @@ class MetadataStore:
             id=m["id"],
             project=m["project"],
             status=m["status"],
-            started_at=_as_utc(m["started_at"]),  # type: ignore[arg-type]
-            ended_at=_as_utc(m["ended_at"]),
+            started_at=as_utc(m["started_at"]),  # type: ignore[arg-type]
+            ended_at=as_utc(m["ended_at"]),
             git_commit=m["git_commit"],
             git_dirty=m["git_dirty"],
             params=m["params"],
@@ -340,7 +340,7 @@ class MetadataStore:
         """Store one stage's outcome; ``record`` holds the stage_runs columns."""
         columns = {c.name for c in schema.stage_runs.columns} - {"id", "run_id"}
         values = {k: v for k, v in record.items() if k in columns}
-        with self._joined(conn) as tx:
+        with self.joined(conn) as tx:
             tx.execute(schema.stage_runs.insert().values(run_id=run_id, **values))
 
     def stage_runs(self, run_id: str) -> list[dict[str, Any]]:
@@ -349,8 +349,8 @@ class MetadataStore:
         with self.transaction(write=False) as tx:
             rows = [dict(row._mapping) for row in tx.execute(query)]
         for row in rows:
-            row["started_at"] = _as_utc(row["started_at"])
-            row["ended_at"] = _as_utc(row["ended_at"])
+            row["started_at"] = as_utc(row["started_at"])
+            row["ended_at"] = as_utc(row["ended_at"])
         return rows
 
     def cached_outs(self, fingerprint: str) -> dict[str, str | None] | None:
@@ -372,7 +372,7 @@ class MetadataStore:
     ) -> None:
         """Note an object in the index (idempotent)."""
         table = schema.artifacts
-        with self._joined(conn) as tx:
+        with self.joined(conn) as tx:
             insert = _insert_ignoring_conflicts(tx)(table).values(
                 oid=oid, size=size, files=files, created_at=self.clock()
             )
@@ -436,7 +436,7 @@ class MetadataStore:
             query = query.limit(limit)
         with self.transaction(write=False) as tx:
             return [
-                Event(**{**row._mapping, "at": _as_utc(row._mapping["at"])})
+                Event(**{**row._mapping, "at": as_utc(row._mapping["at"])})
                 for row in tx.execute(query)
             ]
 

@@ -18,21 +18,29 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 __all__ = [
     "HEAD_REVISION",
+    "alias_history",
+    "aliases",
+    "approvals",
     "artifacts",
     "events",
     "metadata",
+    "model_versions",
+    "models",
     "projects",
     "runs",
     "stage_runs",
+    "tokens",
+    "users",
 ]
 
 # The newest migration; the store compares the database's revision to it on open
 # without importing Alembic (a test checks it equals the script directory's head).
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 
 metadata = MetaData(
     naming_convention={
@@ -113,4 +121,102 @@ events = Table(
     Column("details", JSON, nullable=False),
     Column("prev_hash", String(64), nullable=False, unique=True),
     Column("hash", String(64), nullable=False, unique=True),
+)
+
+# --- registry ---------------------------------------------------------------------------
+
+models = Table(
+    "models",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("description", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(200), nullable=False),
+)
+
+# Versions are immutable once written except for ``status`` (registered -> archived).
+# (model_id, version) is unique, so two concurrent registrations cannot both take N+1.
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("model_id", Integer, ForeignKey("models.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("oid", String(80), nullable=False),
+    Column("format", String(32), nullable=False),
+    Column("signature", JSON, nullable=False),
+    Column("run_id", String(32), ForeignKey("runs.id")),
+    Column("lineage", JSON, nullable=False),
+    Column("gates", JSON),
+    Column("card", JSON, nullable=False),
+    Column("tags", JSON, nullable=False),
+    Column("description", Text),
+    Column("trusted_pickle", Boolean, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(200), nullable=False),
+    UniqueConstraint("model_id", "version", name="uq_model_versions_model_id_version"),
+)
+
+# One row per (model, alias): the primary key itself guarantees that an alias such as
+# `production` points at no more than one version, whatever the code does.
+aliases = Table(
+    "aliases",
+    metadata,
+    Column("model_id", Integer, ForeignKey("models.id"), primary_key=True),
+    Column("alias", String(100), primary_key=True),
+    Column("version_id", Integer, ForeignKey("model_versions.id"), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_by", String(200), nullable=False),
+)
+
+alias_history = Table(
+    "alias_history",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("model_id", Integer, ForeignKey("models.id"), nullable=False, index=True),
+    Column("alias", String(100), nullable=False),
+    Column("from_version", Integer),
+    Column("to_version", Integer),
+    Column("action", String(16), nullable=False),  # set | rollback | remove
+    Column("reason", Text),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(200), nullable=False),
+)
+
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version_id", Integer, ForeignKey("model_versions.id"), nullable=False, index=True),
+    Column("alias", String(100), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("decision", String(8), nullable=False),  # approve | reject
+    Column("comment", Text),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(200), nullable=False),
+)
+
+# Only a hash of each token is stored; the token itself is shown once, at creation.
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True)),
+    Column("revoked_at", DateTime(timezone=True)),
 )
