@@ -177,6 +177,10 @@ class RayExecutor:
 
         common: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
         where = self.address or "auto"
+        # Stages run in the runner's threads, so Ray (rightly) leaves SIGTERM alone; it
+        # need not warn about that on every run.
+        quiet = _DropMessage("SIGTERM handler is not set")
+        logging.getLogger("ray._private.worker").addFilter(quiet)
         try:
             if where.startswith("ray://"):
                 ray.init(address=where)  # Ray Client passes other options to the server
@@ -200,6 +204,8 @@ class RayExecutor:
                 hint="start one with `ray start --head`, or pass --ray-address host:port "
                 "(ray://host:10001 for Ray Client)",
             ) from None
+        finally:
+            logging.getLogger("ray._private.worker").removeFilter(quiet)
 
     def _store(self, job: StageJob) -> tuple[str, ArtifactStore]:
         url = getattr(job, "artifacts_url", None) or self.artifacts_url
@@ -301,6 +307,16 @@ class RayExecutor:
 
 
 # --- the driver's side ------------------------------------------------------------------
+class _DropMessage:
+    """A logging filter that drops records starting with ``prefix``."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def filter(self, record: Any) -> bool:
+        return not str(record.getMessage()).startswith(self.prefix)
+
+
 def _upload_inputs(job: StageJob, store: ArtifactStore) -> dict[str, str]:
     """Put what the stage reads into the store: ``{relative path: object id}``."""
     stage = job.stage
@@ -441,6 +457,7 @@ def _run_interruptibly(job: StageJob, console: Console) -> ExecResult:
     """``run_commands`` in a thread, so that a ``ray.cancel`` (a KeyboardInterrupt in this
     thread) stops the commands' process group instead of leaving it running."""
     stop = threading.Event()
+    done = threading.Event()
     box: dict[str, Any] = {}
 
     def work() -> None:
@@ -448,15 +465,19 @@ def _run_interruptibly(job: StageJob, console: Console) -> ExecResult:
             box["result"] = run_commands(job, stop, console, job.root / job.stage.wdir)
         except BaseException as exc:
             box["error"] = exc
+        finally:
+            done.set()
 
-    thread = threading.Thread(target=work, name=f"stage-{job.stage.name}", daemon=True)
-    thread.start()
+    threading.Thread(target=work, name=f"stage-{job.stage.name}", daemon=True).start()
+    # Event.wait, not Thread.join: a KeyboardInterrupt inside join() can leave the thread
+    # marked as finished while it still runs.
     try:
-        while thread.is_alive():
-            thread.join(0.1)
+        while not done.wait(0.1):
+            pass
     except KeyboardInterrupt:
         stop.set()
-        thread.join()
+        while not done.wait(0.1):
+            pass
     if "error" in box:
         raise box["error"]
     result: ExecResult = box["result"]

@@ -1,0 +1,93 @@
+"""The registry lifecycle from the CLI: register, card, request, approve, promote, rollback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+SHIPYARD = str(Path(sys.executable).with_name("shipyard"))
+
+
+def sy(root: Path, user: str, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SHIPYARD_USER": user}
+    result = subprocess.run(
+        [SHIPYARD, *args], cwd=root, capture_output=True, text=True, env=env, check=False
+    )
+    assert result.returncode == code, f"{args} -> {result.returncode}\n{result.stderr}"
+    return result
+
+
+def test_lifecycle_from_the_cli(tmp_path, model_dir):
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "shipyard.yaml").write_text(
+        "project: p\n"
+        "governance: {approvals: 1, four_eyes: true, require_gates: true,"
+        " model_card: [intended_use]}\n"
+    )
+    (root / "card.md").write_text("# Card\n\n## Intended use\n\nScoring applicants.\n")
+    (root / "gates.json").write_text('{"passed": true}')
+    sy(root, "root", "users", "add", "root", "--role", "admin")
+    sy(root, "root", "users", "add", "alice", "--role", "developer")
+    sy(root, "root", "users", "add", "bob", "--role", "approver")
+
+    out = sy(root, "alice", "register", "credit", str(model_dir), "--json").stdout
+    assert json.loads(out)["version"] == 1
+    refused = sy(root, "alice", "promote", "credit:1", code=1)
+    assert "may not become 'production'" in refused.stderr and "intended_use" in refused.stderr
+
+    sy(
+        root,
+        "alice",
+        "register",
+        "credit",
+        str(model_dir),
+        "--card",
+        "card.md",
+        "--gates",
+        "gates.json",
+    )
+    missing = sy(root, "alice", "request", "credit:2", code=1).stderr
+    assert "1 more approval(s)" in missing
+    assert "may not approve" in sy(root, "alice", "approve", "credit:2", code=1).stderr
+    assert "ready to promote" in sy(root, "bob", "approve", "credit:2", "-m", "ok").stderr
+    sy(root, "alice", "request", "credit:2")
+    sy(root, "alice", "promote", "credit:2")
+    card = sy(root, "alice", "card", "credit@production").stdout
+    assert "Scoring applicants." in card and "# Model card: credit v2" in card
+
+    # a second approved version, then roll back to the first production one
+    sy(
+        root,
+        "alice",
+        "register",
+        "credit",
+        str(model_dir),
+        "--card",
+        "card.md",
+        "--gates",
+        "gates.json",
+    )
+    sy(root, "bob", "approve", "credit:3")
+    sy(root, "alice", "promote", "credit:3")
+    assert "refusing without confirmation" in sy(root, "alice", "rollback", "credit", code=2).stderr
+    sy(root, "alice", "rollback", "credit", "--yes")
+    shown = json.loads(sy(root, "alice", "models", "credit@production").stdout)
+    assert shown["version"] == 2
+    assert "intact" in sy(root, "alice", "audit", "verify").stderr
+    log = sy(root, "alice", "audit", "log", "--json").stdout
+    actions = [e["action"] for e in json.loads(log)]
+    assert actions.count("approval.approve") == 2 and "alias.rollback" in actions
+
+
+def test_pickle_is_refused_from_the_cli(tmp_path):
+    import pickle
+
+    (tmp_path / "shipyard.yaml").write_text("project: p\n")
+    (tmp_path / "m.pkl").write_bytes(pickle.dumps({"not": "a model"}))
+    result = sy(tmp_path, "alice", "register", "m", "m.pkl", code=2)
+    assert "refuses it" in result.stderr and "skops" in result.stderr
+    assert "Traceback" not in result.stderr
