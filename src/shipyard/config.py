@@ -175,6 +175,7 @@ class DataGate(_Strict):
 
 class BaselineGate(_Strict):
     against: str = "production"
+    model: str | None = None  # registry model name; default: the project name
     max_regression: dict[str, float] = {}
     confidence: float = Field(default=0.95, gt=0.5, lt=1)
 
@@ -214,15 +215,23 @@ class PoisoningGate(_Strict):
     max_noise_rate: float = Field(default=0.1, ge=0, le=1)
     max_noise_increase: float = Field(default=0.05, ge=0, le=1)
     outliers: bool = True
+    max_outlier_share: float = Field(default=0.05, ge=0, le=1)
+
+
+class MembershipGate(_Strict):
+    max_attack_auc: float = Field(default=0.6, ge=0.5, le=1)
+    max_tpr_at_low_fpr: float = Field(default=0.05, ge=0, le=1)  # TPR at 0.1 % FPR
 
 
 class GatesConfig(_Strict):
+    model: str | None = None  # the candidate's path (file or folder) in the project
     data: DataGate | None = None
     metrics: dict[str, Threshold] = {}
     baseline: BaselineGate | None = None
     fairness: FairnessGate | None = None
     latency: LatencyGate | None = None
     poisoning: PoisoningGate | None = None
+    membership: MembershipGate | None = None
 
 
 class AliasPolicy(_Strict):
