@@ -81,12 +81,13 @@ def artifact_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def make_sklearn_model(folder: Path, seed: int = 0) -> Path:
     """A small scikit-learn model saved with skops, plus its signature."""
     import numpy as np
+    import pandas as pd
     import skops.io as sio
     from sklearn.linear_model import LogisticRegression
 
     rng = np.random.default_rng(seed)
-    features = rng.normal(size=(200, 3))
-    labels = (features[:, 0] + rng.normal(scale=0.5, size=200) > 0).astype(int)
+    features = pd.DataFrame(rng.normal(size=(200, 3)), columns=["a", "b", "c"])
+    labels = (features["a"] + rng.normal(scale=0.5, size=200) > 0).astype(int)
     folder.mkdir(parents=True, exist_ok=True)
     sio.dump(LogisticRegression().fit(features, labels), folder / "model.skops")
     (folder / "signature.json").write_text('{"inputs": ["a", "b", "c"], "output": "y"}')

@@ -37,7 +37,10 @@ START_TIMEOUT = 120.0
 
 
 def ray_available() -> bool:
-    return importlib.util.find_spec("ray") is not None
+    try:
+        return importlib.util.find_spec("ray") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def require_ray() -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PASSED", "FAILED", "SKIPPED", "CheckContext", "Gate", "GateResult"]
+__all__ = ["FAILED", "PASSED", "SKIPPED", "CheckContext", "Gate", "GateResult"]
 
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
 
@@ -34,6 +34,9 @@ class CheckContext:
     card: dict[str, Any] = field(default_factory=dict)
     required_card_fields: tuple[str, ...] = ()
     seed: int = 0
+    # Values several gates need, computed once per check by whichever gate asks first
+    # (predictions on the held-out set, the task type); see shipyard.checks.predictions.
+    cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
 @dataclass

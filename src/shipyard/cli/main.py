@@ -21,6 +21,7 @@ from shipyard.cli import (
     registry_cmd,
     run_cmd,
     runs_cmd,
+    serve_cmd,
     status_cmd,
     users_cmd,
 )
@@ -45,6 +46,7 @@ _COMMANDS = (
     data_cmd,
     registry_cmd,
     users_cmd,
+    serve_cmd,
     audit_cmd,
 )
 

@@ -134,9 +134,7 @@ class RayExecutor:
         *,
         check_resources: bool = True,
     ) -> None:
-        import importlib.util
-
-        if "ray" not in sys.modules and importlib.util.find_spec("ray") is None:
+        if "ray" not in sys.modules and not _ray_installed():
             raise PipelineError(
                 "the ray executor needs Ray, which is not installed", hint=_HINT_INSTALL
             )
@@ -376,6 +374,15 @@ def _failed(job: StageJob, console: Console, message: str, code: int) -> ExecRes
 def _write_log(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8", errors="replace")
+
+
+def _ray_installed() -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("ray") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _cluster_visible() -> bool:

@@ -40,7 +40,7 @@ __all__ = [
 
 # The newest migration; the store compares the database's revision to it on open
 # without importing Alembic (a test checks it equals the script directory's head).
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 
 metadata = MetaData(
     naming_convention={
@@ -219,4 +219,28 @@ tokens = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True)),
     Column("revoked_at", DateTime(timezone=True)),
+)
+
+# --- serving control plane --------------------------------------------------------------
+
+# ``revision`` rises with every change to either table (one counter for both), so a
+# gateway replica notices any change with one cheap query and reloads within a second.
+routing_tables = Table(
+    "routing_tables",
+    metadata,
+    Column("model", String(100), primary_key=True),
+    Column("spec", JSON, nullable=False),
+    Column("revision", BigInteger, nullable=False, index=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_by", String(200), nullable=False),
+)
+
+flags = Table(
+    "flags",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("spec", JSON, nullable=False),
+    Column("revision", BigInteger, nullable=False, index=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_by", String(200), nullable=False),
 )

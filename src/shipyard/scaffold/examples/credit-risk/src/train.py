@@ -38,7 +38,7 @@ model = Pipeline(
 model.fit(train[NUMERIC + CATEGORICAL], train["default"])
 out.mkdir(parents=True, exist_ok=True)
 sio.dump(model, out / "model.skops")
-(out / "signature.json").write_text(
-    json.dumps({"inputs": NUMERIC + CATEGORICAL, "output": "default"}, indent=2) + "\n"
-)
+types = {**{name: "number" for name in NUMERIC}, **{name: "string" for name in CATEGORICAL}}
+signature = {"inputs": NUMERIC + CATEGORICAL, "types": types, "output": "default"}
+(out / "signature.json").write_text(json.dumps(signature, indent=2) + "\n")
 print(f"trained on {len(train)} rows -> {out / 'model.skops'}")

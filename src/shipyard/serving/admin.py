@@ -1,0 +1,166 @@
+"""The admin API: routing tables, flags and reloads, behind tokens with roles.
+
+Every route of the app is listed in ``POLICY`` with what it needs ("public", or a
+registry action such as "deploy"); a test walks the app's routes and fails if one is
+missing, so a new endpoint cannot ship unprotected by accident. Mutations take only
+``application/json`` (415 otherwise), refuse a foreign ``Origin`` (403) and tokens in
+the query string (400).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from shipyard.core.flags import flag_from_json
+from shipyard.core.policy import role_allows
+from shipyard.core.routing import table_from_json
+from shipyard.errors import Conflict, UsageError
+from shipyard.registry.users import UserDirectory
+from shipyard.serving.inputs import BadRequest
+
+__all__ = ["POLICY", "authorize", "routes"]
+
+POLICY: dict[tuple[str, str], str] = {
+    ("POST", "/v1/models/{model}/predict"): "public",
+    ("POST", "/v1/feedback"): "public",
+    ("POST", "/v1/flags/{name}/evaluate"): "public",
+    ("GET", "/healthz"): "public",
+    ("GET", "/readyz"): "public",
+    ("GET", "/metrics"): "public",
+    ("GET", "/openapi.json"): "public",
+    ("GET", "/v2"): "public",
+    ("GET", "/v2/health/live"): "public",
+    ("GET", "/v2/health/ready"): "public",
+    ("GET", "/v2/models/{model}"): "public",
+    ("GET", "/v2/models/{model}/ready"): "public",
+    ("GET", "/v2/models/{model}/versions/{version}"): "public",
+    ("GET", "/v2/models/{model}/versions/{version}/ready"): "public",
+    ("POST", "/v2/models/{model}/infer"): "public",
+    ("POST", "/v2/models/{model}/versions/{version}/infer"): "public",
+    ("GET", "/admin/routing"): "read",
+    ("GET", "/admin/routing/{model}"): "read",
+    ("PUT", "/admin/routing/{model}"): "deploy",
+    ("GET", "/admin/flags"): "read",
+    ("PUT", "/admin/flags/{name}"): "deploy",
+    ("POST", "/admin/reload"): "deploy",
+}
+
+
+class Denied(BadRequest):
+    pass
+
+
+def authorize(
+    request: Request, users: UserDirectory, action: str, allowed_hosts: tuple[str, ...]
+) -> str:
+    """The caller's name if their token's role allows ``action``; else a 4xx."""
+    if any(k in request.query_params for k in ("token", "access_token", "api_key")):
+        raise Denied(
+            "tokens are not accepted in the query string; use the Authorization header", 400
+        )
+    origin = request.headers.get("origin")
+    if origin and (urlsplit(origin).hostname or "") not in {h.strip("[]") for h in allowed_hosts}:
+        raise Denied(f"requests from origin {origin!r} are not allowed", 403)
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Denied(
+            "this endpoint needs 'Authorization: Bearer <token>' (shipyard token create)", 401
+        )
+    user = users.authenticate(token.strip())
+    if user is None:
+        raise Denied("the token is unknown, expired or revoked", 401)
+    if not role_allows(user.role, action):
+        raise Denied(f"user '{user.name}' (role {user.role}) may not {action}", 403)
+    if request.method != "GET":
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind != "application/json":
+            raise Denied(
+                f"content type {kind or 'none'!r} is not accepted; send application/json", 415
+            )
+    return user.name
+
+
+def routes(gateway: Any) -> list[tuple[str, Any, list[str]]]:
+    from starlette.concurrency import run_in_threadpool
+
+    from shipyard.serving.app import json_response, read_json
+
+    users = UserDirectory(gateway.registry.metadata)
+    control = gateway.control
+
+    def protected(action: str, handler: Any) -> Any:
+        async def endpoint(request: Request) -> Response:
+            actor = await run_in_threadpool(
+                authorize, request, users, action, gateway.settings.allowed_hosts
+            )
+            return await handler(request, actor)
+
+        return endpoint
+
+    async def list_routing(request: Request, actor: str) -> Response:
+        snapshot = await run_in_threadpool(control.snapshot)
+        return json_response({m: t.to_json() for m, t in snapshot.tables.items()})
+
+    async def get_routing(request: Request, actor: str) -> Response:
+        table, revision = await run_in_threadpool(control.get_table, request.path_params["model"])
+        return json_response({**table.to_json(), "revision": revision})
+
+    async def put_routing(request: Request, actor: str) -> Response:
+        payload = await read_json(request, gateway)
+        if not isinstance(payload, dict):
+            raise BadRequest("send the routing table as a JSON object")
+        expected = payload.pop("expected_revision", None)
+        try:
+            table = table_from_json({**payload, "model": request.path_params["model"]})
+        except ValueError as exc:
+            raise BadRequest(str(exc), 422) from None
+        for version in table.versions():  # refuse a version that cannot load, before saving
+            await run_in_threadpool(gateway.served, table.model, version)
+        try:
+            revision = await run_in_threadpool(
+                lambda: control.set_table(table, actor=actor, expected=expected)
+            )
+        except Conflict as exc:
+            raise BadRequest(exc.message, 409) from None
+        await run_in_threadpool(gateway.refresh)
+        return json_response({"model": table.model, "revision": revision})
+
+    async def list_flags(request: Request, actor: str) -> Response:
+        snapshot = await run_in_threadpool(control.snapshot)
+        return json_response({n: f.to_json() for n, f in snapshot.flags.items()})
+
+    async def put_flag(request: Request, actor: str) -> Response:
+        payload = await read_json(request, gateway)
+        if not isinstance(payload, dict):
+            raise BadRequest("send the flag as a JSON object")
+        expected = payload.pop("expected_revision", None)
+        try:
+            flag = flag_from_json({**payload, "name": request.path_params["name"]})
+        except ValueError as exc:
+            raise BadRequest(str(exc), 422) from None
+        try:
+            revision = await run_in_threadpool(
+                lambda: control.set_flag(flag, actor=actor, expected=expected)
+            )
+        except (Conflict, UsageError) as exc:
+            raise BadRequest(exc.message, 409 if isinstance(exc, Conflict) else 422) from None
+        await run_in_threadpool(gateway.refresh)
+        return json_response({"flag": flag.name, "revision": revision})
+
+    async def reload(request: Request, actor: str) -> Response:
+        await run_in_threadpool(gateway.refresh)
+        return json_response({"change_token": gateway.snapshot.revision})
+
+    return [
+        ("/admin/routing", protected("read", list_routing), ["GET"]),
+        ("/admin/routing/{model}", protected("read", get_routing), ["GET"]),
+        ("/admin/routing/{model}", protected("deploy", put_routing), ["PUT"]),
+        ("/admin/flags", protected("read", list_flags), ["GET"]),
+        ("/admin/flags/{name}", protected("deploy", put_flag), ["PUT"]),
+        ("/admin/reload", protected("deploy", reload), ["POST"]),
+    ]

@@ -1,0 +1,245 @@
+"""The gateway's state: routing in force, loaded models, and how a request is answered.
+
+Routing and flags live in the metadata store. A background thread polls their change
+token; on a change it reads a new snapshot, loads every model version it routes to,
+and only then swaps the snapshot in — one reference assignment — so a request sees
+either the old routing with its loaded models or the new one with its loaded models,
+never a version that is not ready. In-flight requests keep the snapshot they started
+with, so nothing they use is unloaded under them.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shipyard.core.flags import evaluate
+from shipyard.core.routing import Decision, RoutingTable, route
+from shipyard.errors import NotFound
+from shipyard.registry.service import Registry
+from shipyard.serving.control import ControlPlane, Snapshot
+from shipyard.serving.metrics import GatewayMetrics
+from shipyard.serving.pool import ModelPool, Served
+from shipyard.serving.predlog import PredictionLog
+
+__all__ = ["Gateway", "Settings"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "[::1]", "::1")
+    max_body_bytes: int = 10 * 1024 * 1024
+    max_rows: int = 10_000
+    request_timeout: float = 30.0
+    poll_interval: float = 0.5
+    rate_limit: float = 0.0  # requests per second per client; 0: no limit
+    rate_burst: int = 100
+    log_dir: Path | None = None
+    inline_rows: int = 64  # larger batches are predicted in a worker thread
+
+
+@dataclass
+class Answer:
+    request_id: str
+    decision: Decision
+    served: Served
+    predictions: Any
+    probabilities: Any | None
+    seconds: float
+    rows: list[list[Any]] = field(default_factory=list)
+
+
+class _Buckets:
+    """Token buckets per client key for the rate limit."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate, self.burst = rate, burst
+        self._state: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, client: str, now: float) -> bool:
+        with self._lock:
+            tokens, last = self._state.get(client, (float(self.burst), now))
+            tokens = min(self.burst, tokens + (now - last) * self.rate)
+            if tokens < 1:
+                self._state[client] = (tokens, now)
+                return False
+            self._state[client] = (tokens - 1, now)
+            if len(self._state) > 100_000:  # bounded memory under many clients
+                self._state.clear()
+            return True
+
+
+class Gateway:
+    def __init__(
+        self,
+        registry: Registry,
+        control: ControlPlane,
+        settings: Settings,
+        cache_dir: Path,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.registry = registry
+        self.control = control
+        self.settings = settings
+        self.pool = ModelPool(registry, cache_dir)
+        self.metrics = GatewayMetrics()
+        self.log = PredictionLog(settings.log_dir) if settings.log_dir else None
+        self.rng = rng or random.Random()
+        self.buckets = _Buckets(settings.rate_limit, settings.rate_burst)
+        self.snapshot = Snapshot(-1, {}, {})
+        self._defaults: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+        self.ready = False
+
+    # --- lifecycle --------------------------------------------------------------------
+    def start(self) -> None:
+        self.refresh()
+        self.ready = True
+        self._poller = threading.Thread(target=self._poll, name="routing-poll", daemon=True)
+        self._poller.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._poller:
+            self._poller.join(timeout=5)
+        if self.log:
+            self.log.close()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.settings.poll_interval):
+            try:
+                if self.control.change_token() != self.snapshot.revision:
+                    self.refresh()
+            except Exception:  # a failed poll keeps the routing in force; retried next tick
+                continue
+
+    def refresh(self) -> None:
+        """Load the newest routing and every model it needs, then swap it in."""
+        snapshot = self.control.snapshot()
+        wanted = {(t.model, v) for t in snapshot.tables.values() for v in t.versions()}
+        for flag_table in snapshot.tables.values():
+            wanted |= self._flag_versions(flag_table, snapshot)
+        for model, version in sorted(wanted):
+            self.pool.get(model, version)
+        self.snapshot = snapshot
+        self._defaults.clear()
+        self.pool.keep(wanted | {(m, v) for m, v in self.pool.loaded() if m not in snapshot.tables})
+        self.metrics.routing_revision.set(snapshot.revision)
+        self.metrics.models_loaded.set(len(self.pool.loaded()))
+
+    @staticmethod
+    def _flag_versions(table: RoutingTable, snapshot: Snapshot) -> set[tuple[str, int]]:
+        flag = snapshot.flags.get(table.flag or "")
+        if flag is None:
+            return set()
+        return {(table.model, int(v)) for v in flag.variants.values() if str(v).isdigit()}
+
+    # --- routing ----------------------------------------------------------------------
+    def decide(
+        self, model: str, attributes: Mapping[str, str], version: int | None = None
+    ) -> Decision:
+        if version is not None:
+            return Decision(version, "pinned")
+        snapshot = self.snapshot
+        table = snapshot.tables.get(model)
+        if table is None:
+            default = self._defaults.get(model)
+            if default is None:
+                default = self._defaults[model] = self.pool.default_version(model)
+            return Decision(default, "default")
+        flag_version = None
+        if table.flag and table.flag in snapshot.flags:
+            key = attributes.get(table.sticky) if table.sticky else None
+            value = evaluate(snapshot.flags[table.flag], attributes, key).value
+            flag_version = int(value) if str(value).isdigit() else None
+        return route(table, attributes, self.rng.random(), flag_version)
+
+    def routed_attributes(self, model: str) -> set[str]:
+        """The request attributes the model's routing looks at (to build only those)."""
+        snapshot = self.snapshot
+        table = snapshot.tables.get(model)
+        if table is None:
+            return set()
+        names = {table.sticky} if table.sticky else set()
+        for segment in table.segments:
+            names |= set(segment.match)
+        flag = snapshot.flags.get(table.flag or "")
+        if flag is not None:
+            for rule in flag.rules:
+                names |= set(rule.match)
+        return names
+
+    # --- answering ----------------------------------------------------------------------
+    def answer(
+        self, model: str, decision: Decision, rows: list[list[Any]], served: Served
+    ) -> Answer:
+        import pandas as pd
+
+        started = time.perf_counter()
+        frame = pd.DataFrame(rows, columns=served.inputs)
+        predictions, probabilities = served.predict(frame)
+        return Answer(
+            uuid.uuid4().hex,
+            decision,
+            served,
+            predictions,
+            probabilities,
+            time.perf_counter() - started,
+            rows,
+        )
+
+    def served(self, model: str, version: int) -> Served:
+        try:
+            return self.pool.get(model, version)
+        except NotFound:
+            raise
+        except Exception as exc:  # an artifact that will not load is the server's fault
+            raise RuntimeError(f"cannot load {model}:{version}: {exc}") from exc
+
+    def record(self, model: str, answer: Answer, client: str, arm: str | None = None) -> None:
+        version = answer.served.label
+        arm = arm or answer.decision.arm
+        self.metrics.rows.labels(model, version, arm).inc(len(answer.rows))
+        self.metrics.observe_predictions(model, version, answer.predictions)
+        if self.log is None:
+            return
+        now = time.time()
+        scores = _scores(answer.probabilities)
+        for index, row in enumerate(answer.rows):
+            record = {
+                "ts": now,
+                "request_id": answer.request_id,
+                "row": index,
+                "model": model,
+                "version": answer.served.version.version,
+                "arm": arm,
+                "client": client,
+                "latency_ms": answer.seconds * 1000,
+                "prediction": _plain(answer.predictions[index]),
+                "score": scores[index] if scores is not None else None,
+            }
+            record.update({f"in_{n}": v for n, v in zip(answer.served.inputs, row, strict=True)})
+            if not self.log.append("predictions", record):
+                self.metrics.log_dropped.set(self.log.dropped)
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+def _scores(probabilities: Any) -> list[float] | None:
+    """The positive-class probability (binary) or the top probability (multi-class)."""
+    if probabilities is None:
+        return None
+    if probabilities.ndim == 2 and probabilities.shape[1] == 2:
+        return [float(p) for p in probabilities[:, 1]]
+    return [float(p) for p in probabilities.max(axis=1)]
