@@ -187,12 +187,13 @@ def test_metrics_are_prometheus_text_and_consistent(served):
         async with served.client() as client:
             return (await client.get("/metrics")).text
 
-    text = scrape_text = run(scrape())
+    text = run(scrape())
     assert 'shipyard_requests_total{arm="default",code="200",model="m",version="3"} 3.0' in text
-    inf = next(l for l in text.splitlines() if "latency_seconds_bucket" in l and "+Inf" in l)
-    count = next(l for l in text.splitlines() if "latency_seconds_count" in l)
+    lines = text.splitlines()
+    inf = next(x for x in lines if "latency_seconds_bucket" in x and "+Inf" in x)
+    count = next(x for x in lines if "latency_seconds_count" in x)
     assert inf.split()[-1] == count.split()[-1]
-    assert "process_cpu_seconds_total" in scrape_text
+    assert "process_cpu_seconds_total" in text
     assert 'shipyard_rejected_requests_total{reason="422"} 1.0' in text
 
 
