@@ -17,7 +17,7 @@ class Served:
     def __init__(self, root: Path, db_url: str, make_model, **settings) -> None:
         self.metadata = open_metadata(db_url)
         self.registry = Registry(self.metadata, open_artifacts(str(root / "artifacts")))
-        for seed in (1, 2, 3):
+        for seed in (1, 2, 3) if make_model else ():
             self.registry.register("m", make_model(root / f"model{seed}", seed=seed), actor="dev")
         self.control = ControlPlane(self.metadata)
         settings.setdefault("allowed_hosts", ("testserver", "127.0.0.1", "localhost"))
@@ -40,7 +40,20 @@ class Served:
 
 
 @pytest.fixture
-def served(tmp_path, make_model):
-    instance = Served(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", make_model)
-    yield instance
-    instance.close()
+def make_served(make_model):
+    """Build gateways over a given root and database; all are closed after the test."""
+    made: list[Served] = []
+
+    def make(root: Path, db_url: str, register: bool = True, **settings) -> Served:
+        instance = Served(root, db_url, make_model if register else None, **settings)
+        made.append(instance)
+        return instance
+
+    yield make
+    for instance in made:
+        instance.close()
+
+
+@pytest.fixture
+def served(tmp_path, make_served):
+    return make_served(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}")
