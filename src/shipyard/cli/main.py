@@ -18,6 +18,7 @@ from shipyard.cli import (
     data_cmd,
     diff_cmd,
     init_cmd,
+    package_cmd,
     registry_cmd,
     run_cmd,
     runs_cmd,
@@ -47,6 +48,7 @@ _COMMANDS = (
     registry_cmd,
     users_cmd,
     serve_cmd,
+    package_cmd,
     audit_cmd,
 )
 

@@ -32,6 +32,11 @@ def register(sub: Any) -> None:
         metavar="RPS",
         help="requests per second per client (0: no limit)",
     )
+    serve.add_argument(
+        "--no-admin",
+        action="store_true",
+        help="serve predictions only: no admin API (allows a public bind)",
+    )
     serve.add_argument("--log-level", default="warning")
     serve.set_defaults(handler=run_serve)
 
@@ -78,10 +83,12 @@ def run_serve(args: argparse.Namespace) -> int:
     from shipyard.serving.app import create_app
 
     project = open_project()
-    if not _loopback(args.host) and not UserDirectory(project.metadata).list():
+    open_admin = not args.no_admin and not UserDirectory(project.metadata).list()
+    if not _loopback(args.host) and open_admin:
         raise UsageError(
             f"refusing to serve on {args.host} with no users: the admin API would be open",
-            hint="add users and tokens first (shipyard users add …), or bind 127.0.0.1",
+            hint="add users and tokens first (shipyard users add …), pass --no-admin, or "
+            "bind 127.0.0.1",
         )
     hosts = ("127.0.0.1", "localhost", "[::1]", "::1", args.host, *args.allow_host)
     gateway = gateway_for(

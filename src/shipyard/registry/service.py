@@ -108,8 +108,13 @@ class Registry:
         card: Mapping[str, Any] | None = None,
         gates: Mapping[str, Any] | None = None,
         signature: Mapping[str, Any] | None = None,
+        number: int | None = None,
     ) -> Version:
-        """Store the model and create version N+1; the model must load in its format."""
+        """Store the model and create version N+1; the model must load in its format.
+
+        ``number`` keeps a version number from elsewhere (a bundle, an import); it must
+        be above every existing version of the model.
+        """
         _check_name("model", name)
         self.users.require(actor, "register")
         path = Path(path)
@@ -129,7 +134,9 @@ class Registry:
         }
         for _ in range(20):
             try:
-                return self._insert_version(name, ref.oid, ref.size, actor, facts, card or {})
+                return self._insert_version(
+                    name, ref.oid, ref.size, actor, facts, card or {}, number
+                )
             except IntegrityError:
                 continue  # another registration took this number: take the next one
         raise Conflict(f"could not allocate a version of '{name}': too many concurrent writers")
@@ -142,6 +149,7 @@ class Registry:
         actor: str,
         facts: dict[str, Any],
         card_fields: Mapping[str, Any],
+        wanted: int | None = None,
     ) -> Version:
         m, v = schema.models, schema.model_versions
         with self.metadata.transaction() as tx:
@@ -153,6 +161,10 @@ class Registry:
                 ).inserted_primary_key[0]
             last = tx.execute(sa.select(sa.func.max(v.c.version)).where(v.c.model_id == model_id))
             number = (last.scalar() or 0) + 1
+            if wanted is not None:
+                if wanted < number:
+                    raise Conflict(f"'{name}' already has versions up to {number - 1}")
+                number = wanted
             card = build_card(name, number, actor, now, facts, card_fields)
             tx.execute(
                 v.insert().values(

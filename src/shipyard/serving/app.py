@@ -78,7 +78,8 @@ def guarded(gateway: Gateway, handler: Handler) -> Handler:
 
     async def endpoint(request: Request) -> Response:
         host = (request.headers.get("host") or "").rsplit(":", 1)[0]
-        if host not in gateway.settings.allowed_hosts:
+        allowed = gateway.settings.allowed_hosts
+        if host not in allowed and "*" not in allowed:
             gateway.metrics.rejected.labels("host").inc()
             return error(400, f"unknown Host {host!r}")
         client = request.headers.get("x-client-id") or (
@@ -269,8 +270,9 @@ def metrics_endpoint(gateway: Gateway) -> Handler:
     return handler
 
 
-def create_app(gateway: Gateway) -> Starlette:
-    """The Starlette app over a started (or startable) Gateway."""
+def create_app(gateway: Gateway, *, admin_api: bool = True) -> Starlette:
+    """The Starlette app over a started (or startable) Gateway; ``admin_api=False``
+    leaves the admin routes out entirely (a bundle's container, which only serves)."""
     from shipyard.serving.openapi import openapi_handler
 
     g = gateway
@@ -287,7 +289,7 @@ def create_app(gateway: Gateway) -> Starlette:
         route("/metrics", metrics_endpoint(g), ["GET"]),
         route("/openapi.json", openapi_handler(g), ["GET"]),
         *[route(p, h, m) for p, h, m in oip.routes(g)],
-        *[route(p, h, m) for p, h, m in admin.routes(g)],
+        *([route(p, h, m) for p, h, m in admin.routes(g)] if admin_api else []),
     ]
 
     @contextlib.asynccontextmanager
