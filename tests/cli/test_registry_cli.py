@@ -91,3 +91,14 @@ def test_pickle_is_refused_from_the_cli(tmp_path):
     result = sy(tmp_path, "alice", "register", "m", "m.pkl", code=2)
     assert "refuses it" in result.stderr and "skops" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_governance_change_is_audited_once(tmp_path):
+    (tmp_path / "shipyard.yaml").write_text("project: p\ngovernance: {approvals: 1}\n")
+    sy(tmp_path, "alice", "models")
+    sy(tmp_path, "alice", "models")
+    (tmp_path / "shipyard.yaml").write_text("project: p\ngovernance: {approvals: 0}\n")
+    sy(tmp_path, "alice", "models")
+    log = json.loads(sy(tmp_path, "alice", "audit", "log", "--json").stdout)
+    changes = [e for e in log if e["action"] == "policy.change"]
+    assert [c["details"]["policy"]["approvals"] for c in changes] == [1, 0]

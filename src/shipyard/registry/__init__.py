@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shipyard.core.policy import AliasRule
 
@@ -10,8 +10,9 @@ if TYPE_CHECKING:
     from shipyard.config import GovernanceConfig
     from shipyard.project import Project
     from shipyard.registry.service import Registry
+    from shipyard.store.metadata import MetadataStore
 
-__all__ = ["open_registry", "rules_from_config"]
+__all__ = ["open_registry", "record_policy", "rules_from_config"]
 
 
 def rules_from_config(governance: GovernanceConfig) -> dict[str, AliasRule]:
@@ -38,8 +39,24 @@ def rules_from_config(governance: GovernanceConfig) -> dict[str, AliasRule]:
 
 
 def open_registry(project: Project) -> Registry:
+    """The project's registry under its governance rules. A change to those rules since
+    the last time is appended to the audit log first (action ``policy.change``)."""
     from shipyard.registry.service import Registry
 
-    return Registry(
-        project.metadata, project.artifacts, rules_from_config(project.config.governance)
-    )
+    governance = project.config.governance
+    record_policy(project.metadata, governance.model_dump(mode="json"), actor=project.actor)
+    return Registry(project.metadata, project.artifacts, rules_from_config(governance))
+
+
+def record_policy(metadata: MetadataStore, policy: dict[str, Any], *, actor: str) -> bool:
+    """Audit the governance policy when it differs from the last one recorded."""
+    import json
+
+    from shipyard.store.hashing import hash_bytes
+
+    digest = hash_bytes(json.dumps(policy, sort_keys=True).encode())
+    last = metadata.events(action="policy.change", last=True)
+    if last and last[0].details.get("hash") == digest:
+        return False
+    metadata.append_event(actor, "policy.change", "governance", {"hash": digest, "policy": policy})
+    return True

@@ -427,9 +427,14 @@ class MetadataStore:
         )
         return Event(seq, at, actor, action, subject, details, prev, digest)
 
-    def events(self, *, action: str | None = None, limit: int | None = None) -> list[Event]:
+    def events(
+        self, *, action: str | None = None, limit: int | None = None, last: bool = False
+    ) -> list[Event]:
+        """Audit entries in order; ``last`` gives only the newest matching one."""
         e = schema.events
-        query = sa.select(e).order_by(e.c.seq)
+        query = sa.select(e).order_by(e.c.seq.desc() if last else e.c.seq)
+        if last:
+            limit = 1
         if action:
             query = query.where(e.c.action == action)
         if limit:
