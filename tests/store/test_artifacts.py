@@ -179,3 +179,15 @@ def test_missing_fsspec_backend_names_the_extra():
     with pytest.raises(StoreError) as info:
         open_artifacts("gs://bucket/prefix")
     assert "pip install 'shipyard-ml[gcs]'" in str(info.value) or "gcs" in str(info.value)
+
+
+def test_large_file_hashed_while_copied_is_stored_once(tmp_path):
+    store = open_artifacts(str(tmp_path / "store"))
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(40 * 1024 * 1024))
+    first, second = store.put(big), store.put(big)
+    assert first.oid == second.oid == hash_file(big)
+    assert list(store.oids()) == [first.oid]
+    assert not [p for p in (tmp_path / "store" / "objects" / "incoming").iterdir()]
+    restored = store.get(first.oid, tmp_path / "back.bin")
+    assert restored.read_bytes() == big.read_bytes()

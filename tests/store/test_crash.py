@@ -25,7 +25,9 @@ WRITER = textwrap.dedent(
     i = 0
     while True:
         source = work / f"blob-{os.getpid()}-{i}"
-        source.write_bytes(os.urandom(16 * 1024 * 1024))
+        # small objects take the one-thread path, large ones hash while copying
+        size = (8 if i % 2 else 40) * 1024 * 1024
+        source.write_bytes(os.urandom(size))
         print("put", store.put(source).oid, flush=True)
         source.unlink()
         i += 1

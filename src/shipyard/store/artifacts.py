@@ -19,10 +19,11 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from shipyard.errors import ArtifactCorrupt, ArtifactNotFound, StoreError, UnsafePath
 from shipyard.store.hashing import (
@@ -37,6 +38,8 @@ from shipyard.store.hashing import (
 __all__ = ["ArtifactRef", "ArtifactStore", "check_oid", "safe_join"]
 
 _OID = re.compile(r"^[0-9a-f]{64}(\.dir)?$")
+_PARALLEL_MIN = 32 * 1024 * 1024  # below this, one thread is faster than two
+T = TypeVar("T")
 _ATOMIC_PUT_PROTOCOLS = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "memory"}
 _EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs", "az": "azure", "abfs": "azure"}
 
@@ -110,15 +113,15 @@ def _fsync_dir(path: Path) -> None:
 
 @contextlib.contextmanager
 def _atomic_target(dest: Path, *, durable: bool = True) -> Iterator[Path]:
-    """Yield a temporary path beside ``dest``; on success rename it into place.
+    """Yield a fresh temporary path beside ``dest``; on success rename it into place.
 
-    ``durable`` also fsyncs the file and its folder, so the object survives power loss;
-    restores into a working tree skip that (a killed process still leaves no half file).
+    The path does not exist yet: writers create it with O_EXCL (never O_TRUNC, which
+    makes ext4 flush the whole file at close). ``durable`` also fsyncs the file and
+    its folder, so the object survives power loss; restores into a working tree skip
+    that (a killed process still leaves no half file under the real name).
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{os.urandom(6).hex()}.tmp")
     try:
         yield tmp
         if durable:
@@ -132,6 +135,40 @@ def _atomic_target(dest: Path, *, durable: bool = True) -> Iterator[Path]:
         raise
 
 
+def _copy(source: Path, target: Path, mode: int = 0o644) -> None:
+    """Copy in the kernel (sendfile) into a new file created with O_EXCL."""
+    with open(source, "rb") as src:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        try:
+            size = os.fstat(src.fileno()).st_size
+            offset = 0
+            while offset < size:
+                sent = os.sendfile(fd, src.fileno(), offset, min(size - offset, 1 << 30))
+                if sent == 0:
+                    break
+                offset += sent
+        finally:
+            os.close(fd)
+
+
+def _write_new(target: Path, data: bytes, mode: int = 0o644) -> None:
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+
+
+def _concurrently(first: Callable[[], T], second: Callable[[], object]) -> T:
+    """Run ``first`` in a helper thread while ``second`` runs here (both release the
+    GIL: hashing with blake3, copying with sendfile); return ``first``'s result."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(first)
+        try:
+            second()
+        finally:
+            result = future.result()
+    return result
+
+
 class LocalBackend:
     """Objects as files under a local folder."""
 
@@ -139,31 +176,48 @@ class LocalBackend:
         self.root = Path(root).expanduser().absolute()
         self.location = str(self.root)
 
-    def _path(self, key: str) -> Path:
+    def path(self, key: str) -> Path:
         return self.root / key
 
     def exists(self, key: str) -> bool:
-        return self._path(key).is_file()
+        return self.path(key).is_file()
 
     def put_file(self, source: Path, key: str) -> None:
-        with _atomic_target(self._path(key)) as tmp:
-            shutil.copyfile(source, tmp)  # copy_file_range/sendfile: no user-space loop
-            os.chmod(tmp, 0o444)
+        with _atomic_target(self.path(key)) as tmp:
+            _copy(source, tmp, 0o444)
+
+    def put_hashing(self, source: Path, key_for: Callable[[str], str], size: int) -> str:
+        """Copy ``source`` in while hashing it on the other core; publish it under the
+        key its hash names (or drop the copy when that object exists). Returns the id."""
+        staging = self.root / "objects" / "incoming"
+        staging.mkdir(parents=True, exist_ok=True)
+        tmp = staging / f".{os.getpid()}.{os.urandom(6).hex()}.tmp"
+        try:
+            oid = _concurrently(lambda: hash_file(source, size), lambda: _copy(source, tmp, 0o444))
+            dest = self.path(key_for(oid))
+            if not dest.exists():  # else stored already: the staged copy is dropped below
+                with open(tmp, "rb") as handle:
+                    os.fsync(handle.fileno())
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, dest)
+                _fsync_dir(dest.parent)
+            return oid
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def put_bytes(self, data: bytes, key: str) -> None:
-        with _atomic_target(self._path(key)) as tmp:
-            tmp.write_bytes(data)
-            os.chmod(tmp, 0o444)
+        with _atomic_target(self.path(key)) as tmp:
+            _write_new(tmp, data, 0o444)
 
     def get_file(self, key: str, dest: Path) -> None:
         try:
-            shutil.copyfile(self._path(key), dest)
+            _copy(self.path(key), dest)
         except FileNotFoundError:
             raise KeyError(key) from None
 
     def read_bytes(self, key: str) -> bytes:
         try:
-            return self._path(key).read_bytes()
+            return self.path(key).read_bytes()
         except FileNotFoundError:
             raise KeyError(key) from None
 
@@ -171,12 +225,14 @@ class LocalBackend:
         objects = self.root / "objects"
         if objects.is_dir():
             for prefix in sorted(objects.iterdir()):
+                if len(prefix.name) != 2:
+                    continue  # "incoming" staging, not objects
                 for item in sorted(prefix.iterdir()):
                     if not item.name.startswith("."):
                         yield f"objects/{prefix.name}/{item.name}"
 
     def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        self.path(key).unlink(missing_ok=True)
 
 
 class FsspecBackend:
@@ -282,6 +338,8 @@ class ArtifactStore:
     def put_file(self, path: Path, oid: str | None = None) -> ArtifactRef:
         """Store one file. ``oid`` may be passed when the caller has just hashed it."""
         size = path.stat().st_size
+        if oid is None and size >= _PARALLEL_MIN and isinstance(self.backend, LocalBackend):
+            return ArtifactRef(self.backend.put_hashing(path, self.key, size), size)
         oid = oid or hash_file(path, size)
         key = self.key(oid)
         if not self.backend.exists(key):
@@ -347,13 +405,21 @@ class ArtifactStore:
         return self.get_file(oid, dest)
 
     def get_file(self, oid: str, dest: Path) -> Path:
+        """Restore one file object, verified: a local object is hashed on the other core
+        while it is copied; a remote one is hashed after download."""
         key = self.key(oid)
         with _atomic_target(dest, durable=False) as tmp:
             try:
-                self.backend.get_file(key, tmp)
+                if isinstance(self.backend, LocalBackend) and self.backend.exists(key):
+                    source = self.backend.path(key)
+                    actual = _concurrently(
+                        lambda: hash_file(source), lambda: self.backend.get_file(key, tmp)
+                    )
+                else:
+                    self.backend.get_file(key, tmp)
+                    actual = hash_file(tmp)
             except KeyError:
                 raise ArtifactNotFound(oid, store=self.url) from None
-            actual = hash_file(tmp)
             if actual != oid:
                 raise ArtifactCorrupt(oid, actual, store=self.url)
         return dest
