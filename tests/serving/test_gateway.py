@@ -215,3 +215,31 @@ def test_a_model_that_raises_fails_only_that_request(served, monkeypatch):
     bad = run(post(served, "/v1/models/m/predict", {"a": 13.0, "b": 0, "c": 0}))
     assert bad.status_code == 500 and "unlucky row" in bad.json()["error"]
     assert run(post(served, "/v1/models/m/predict", ROW)).status_code == 200
+
+
+def test_micro_batching_groups_concurrent_requests(tmp_path, make_served, monkeypatch):
+    served = make_served(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", micro_batch_ms=20)
+    model = served.gateway.pool.get("m", 3)
+    calls: list[int] = []
+    real = model.loaded.predict
+
+    def counting(frame):
+        calls.append(len(frame))
+        if (frame["a"] == 13.0).any() and len(frame) > 1:
+            raise ValueError("bad row in the group")
+        return real(frame)
+
+    monkeypatch.setattr(model.loaded, "predict", counting)
+
+    async def go():
+        async with served.client() as client:
+            rows = [ROW] * 15 + [{"a": 13.0, "b": 0.0, "c": 0.0}]
+            return await asyncio.gather(
+                *[client.post("/v1/models/m/predict", json=r) for r in rows]
+            )
+
+    responses = run(go())
+    assert [r.status_code for r in responses[:15]] == [200] * 15
+    assert len({r.json()["request_id"] for r in responses[:15]}) == 15
+    assert max(calls) > 1  # requests were grouped
+    assert responses[15].status_code == 200  # answered alone after the group failed

@@ -14,9 +14,11 @@ from collections.abc import Sequence
 
 from shipyard.cli import (
     audit_cmd,
+    check_cmd,
     config_cmd,
     data_cmd,
     diff_cmd,
+    import_cmd,
     init_cmd,
     package_cmd,
     registry_cmd,
@@ -45,7 +47,9 @@ _COMMANDS = (
     runs_cmd,
     diff_cmd,
     data_cmd,
+    check_cmd,
     registry_cmd,
+    import_cmd,
     users_cmd,
     serve_cmd,
     package_cmd,

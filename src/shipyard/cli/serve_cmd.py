@@ -92,7 +92,11 @@ def run_serve(args: argparse.Namespace) -> int:
         )
     hosts = ("127.0.0.1", "localhost", "[::1]", "::1", args.host, *args.allow_host)
     gateway = gateway_for(
-        project, allowed_hosts=hosts, max_rows=args.max_rows, rate_limit=args.rate_limit
+        project,
+        allowed_hosts=hosts,
+        max_rows=args.max_rows,
+        rate_limit=args.rate_limit,
+        micro_batch_ms=args.micro_batch_ms,
     )
     info(f"serving {project.name} on http://{args.host}:{args.port} (metrics at /metrics)")
     uvicorn.run(

@@ -126,7 +126,9 @@ async def predict_rows(
     client = request.headers.get("x-client-id") or (request.client.host if request.client else "-")
     labels = (model, served.label, decision.arm)
     try:
-        if len(values) <= gateway.settings.inline_rows:
+        if gateway.batcher is not None and len(values) < gateway.batcher.max_rows:
+            answer = await gateway.batcher.answer(model, decision, values, served)
+        elif len(values) <= gateway.settings.inline_rows:
             answer = gateway.answer(model, decision, values, served)
         else:
             answer = await run_in_threadpool(gateway.answer, model, decision, values, served)

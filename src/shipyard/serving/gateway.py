@@ -42,6 +42,8 @@ class Settings:
     rate_burst: int = 100
     log_dir: Path | None = None
     inline_rows: int = 64  # larger batches are predicted in a worker thread
+    micro_batch_ms: float = 0.0  # > 0: group concurrent small requests into one predict
+    micro_batch_rows: int = 64
 
 
 @dataclass
@@ -76,6 +78,78 @@ class _Buckets:
             return True
 
 
+class MicroBatcher:
+    """Groups concurrent small requests for one version into one ``predict`` call.
+
+    The first request of a group waits at most ``window`` seconds for company; a group
+    that reaches ``max_rows`` goes at once. If the grouped call fails, each request is
+    answered on its own, so one bad row cannot fail its neighbours.
+    """
+
+    def __init__(self, gateway: Gateway, window: float, max_rows: int) -> None:
+        self.gateway, self.window, self.max_rows = gateway, window, max_rows
+        self._pending: dict[tuple[str, int], list[tuple[list[list[Any]], Any]]] = {}
+
+    async def answer(
+        self, model: str, decision: Decision, rows: list[list[Any]], served: Served
+    ) -> Answer:
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        key = (model, decision.version)
+        group = self._pending.setdefault(key, [])
+        group.append((rows, future))
+        if len(group) == 1:
+            loop.call_later(self.window, self._flush, key, model, decision, served)
+        elif sum(len(r) for r, _ in group) >= self.max_rows:
+            self._flush(key, model, decision, served)
+        answer: Answer = await future
+        answer.decision = decision
+        return answer
+
+    def _flush(self, key: tuple[str, int], model: str, decision: Decision, served: Served) -> None:
+        group = self._pending.pop(key, [])
+        if not group:
+            return
+        try:
+            combined = self.gateway.answer(
+                model, decision, [r for rows, _ in group for r in rows], served
+            )
+        except Exception:
+            for rows, future in group:  # isolate the failure to the request that caused it
+                self._settle(
+                    future, lambda rows=rows: self.gateway.answer(model, decision, rows, served)
+                )
+            return
+        start = 0
+        for rows, future in group:
+            end = start + len(rows)
+            part = Answer(
+                uuid.uuid4().hex,
+                decision,
+                served,
+                combined.predictions[start:end],
+                None if combined.probabilities is None else combined.probabilities[start:end],
+                combined.seconds,
+                rows,
+            )
+            start = end
+            if not future.done():
+                future.set_result(part)
+
+    @staticmethod
+    def _settle(future: Any, compute: Any) -> None:
+        try:
+            result = compute()
+        except Exception as exc:
+            if not future.done():
+                future.set_exception(exc)
+            return
+        if not future.done():
+            future.set_result(result)
+
+
 class Gateway:
     def __init__(
         self,
@@ -94,6 +168,11 @@ class Gateway:
         self.log = PredictionLog(settings.log_dir) if settings.log_dir else None
         self.rng = rng or random.Random()
         self.buckets = _Buckets(settings.rate_limit, settings.rate_burst)
+        self.batcher = (
+            MicroBatcher(self, settings.micro_batch_ms / 1000, settings.micro_batch_rows)
+            if settings.micro_batch_ms > 0
+            else None
+        )
         self.snapshot = Snapshot(-1, {}, {})
         self._defaults: dict[str, int] = {}
         self._stop = threading.Event()
