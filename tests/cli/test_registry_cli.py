@@ -102,3 +102,67 @@ def test_a_governance_change_is_audited_once(tmp_path):
     log = json.loads(sy(tmp_path, "alice", "audit", "log", "--json").stdout)
     changes = [e for e in log if e["action"] == "policy.change"]
     assert [c["details"]["policy"]["approvals"] for c in changes] == [1, 0]
+
+
+def test_cli_as_a_token_holder_against_a_server(tmp_path, model_dir):
+    import http.client
+    import socket
+    import time
+
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "shipyard.yaml").write_text(
+        "project: p\ngovernance: {approvals: 1, four_eyes: true, require_gates: false}\n"
+    )
+    sy(root, "root", "users", "add", "root", "--role", "admin")
+    sy(root, "root", "users", "add", "alice", "--role", "developer")
+    sy(root, "root", "users", "add", "bob", "--role", "approver")
+    alice = sy(root, "alice", "token", "create", "alice").stdout.strip()
+    bob = sy(root, "bob", "token", "create", "bob").stdout.strip()
+    sy(root, "alice", "register", "credit", str(model_dir))
+    sy(root, "alice", "register", "credit", str(model_dir))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen([SHIPYARD, "serve", "--port", str(port)], cwd=root)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+                conn.request("GET", "/readyz")
+                if conn.getresponse().status == 200:
+                    break
+            except OSError:
+                time.sleep(0.2)
+        elsewhere = tmp_path / "laptop"  # no project here: everything goes over HTTP
+        elsewhere.mkdir()
+        url = f"http://127.0.0.1:{port}"
+
+        def remote(token, *args, code=0):
+            env = {**os.environ, "SHIPYARD_URL": url, "SHIPYARD_TOKEN": token}
+            result = subprocess.run(
+                [SHIPYARD, *args],
+                cwd=elsewhere,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            assert result.returncode == code, f"{args}: {result.stderr}"
+            return result
+
+        assert "may not approve" in remote(alice, "approve", "credit:1", code=1).stderr
+        assert "more approval" in remote(alice, "promote", "credit:1", code=1).stderr
+        assert "ready to promote" in remote(bob, "approve", "credit:1").stderr
+        remote(alice, "promote", "credit:1")
+        remote(bob, "approve", "credit:2")
+        remote(alice, "promote", "credit:2")
+        assert "-> 1 (rolled back" in remote(alice, "rollback", "credit", "--yes").stderr
+        assert remote("shp_bogus", "promote", "credit:2", code=2).returncode == 2
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    log = json.loads(sy(root, "root", "audit", "log", "--json").stdout)
+    moves = [(e["actor"], e["action"]) for e in log if e["action"].startswith("alias.")]
+    assert moves == [("alice", "alias.set"), ("alice", "alias.set"), ("alice", "alias.rollback")]

@@ -194,9 +194,17 @@ def _gates(gates: dict[str, Any] | None) -> str:
 
 def run_decide(args: argparse.Namespace) -> int:
     from shipyard.cli.output import info
+    from shipyard.cli.remote import remote_from_env
     from shipyard.project import open_project
     from shipyard.registry import open_registry
 
+    remote = remote_from_env()
+    if remote is not None:
+        result = remote.decide(args.ref, args.decision, args.alias, args.comment)
+        info(f"{args.decision}d {result['ref']} for '{args.alias}' on {remote.url}")
+        missing = result["missing"]
+        info("  ready to promote" if not missing else "  still missing: " + "; ".join(missing))
+        return 0
     with open_project() as project:
         registry = open_registry(project)
         version = registry.decide(
@@ -239,6 +247,15 @@ def run_promote(args: argparse.Namespace) -> int:
     expected: Any = UNSET
     if args.expect is not None:
         expected = None if args.expect.lower() == "none" else int(args.expect)
+    from shipyard.cli.remote import KEEP, remote_from_env
+
+    remote = remote_from_env()
+    if remote is not None:
+        result = remote.set_alias(
+            args.ref, args.alias, KEEP if expected is UNSET else expected, args.reason
+        )
+        info(f"{result['model']}@{args.alias} -> version {result['version']} on {remote.url}")
+        return 0
     with open_project() as project:
         version = open_registry(project).set_alias(
             args.ref, args.alias, actor=project.actor, expected=expected, reason=args.reason
@@ -259,8 +276,17 @@ def _confirm(question: str, yes: bool) -> bool:
 
 def run_rollback(args: argparse.Namespace) -> int:
     from shipyard.cli.output import info
+    from shipyard.cli.remote import remote_from_env
     from shipyard.project import open_project
     from shipyard.registry import open_registry
+
+    remote = remote_from_env()
+    if remote is not None:
+        if not _confirm(f"Roll {args.model}@{args.alias} back on {remote.url}?", args.yes):
+            return 1
+        result = remote.rollback(args.model, args.alias)
+        info(f"{args.model}@{args.alias} -> {result['version']} (rolled back on {remote.url})")
+        return 0
 
     with open_project() as project:
         registry = open_registry(project)

@@ -33,6 +33,13 @@ def register(sub: Any) -> None:
         help="requests per second per client (0: no limit)",
     )
     serve.add_argument(
+        "--micro-batch-ms",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="group concurrent small requests for up to MS milliseconds",
+    )
+    serve.add_argument(
         "--no-admin",
         action="store_true",
         help="serve predictions only: no admin API (allows a public bind)",

@@ -47,6 +47,11 @@ POLICY: dict[tuple[str, str], str] = {
     ("GET", "/admin/flags"): "read",
     ("PUT", "/admin/flags/{name}"): "deploy",
     ("POST", "/admin/reload"): "deploy",
+    ("GET", "/admin/models"): "read",
+    ("GET", "/admin/models/{ref}"): "read",
+    ("POST", "/admin/models/{model}/versions/{version}/decision"): "approve",
+    ("POST", "/admin/models/{model}/aliases/{alias}"): "alias",
+    ("POST", "/admin/models/{model}/rollback"): "alias",
 }
 
 
@@ -156,7 +161,76 @@ def routes(gateway: Any) -> list[tuple[str, Any, list[str]]]:
         await run_in_threadpool(gateway.refresh)
         return json_response({"change_token": gateway.snapshot.revision})
 
+    registry = gateway.registry
+
+    def _body(payload: Any) -> dict[str, Any]:
+        if not isinstance(payload, dict):
+            raise BadRequest("send a JSON object")
+        return payload
+
+    async def list_models(request: Request, actor: str) -> Response:
+        return json_response(await run_in_threadpool(registry.models))
+
+    async def get_model(request: Request, actor: str) -> Response:
+        return json_response(await run_in_threadpool(registry.get, request.path_params["ref"]))
+
+    async def decide(request: Request, actor: str) -> Response:
+        body = _body(await read_json(request, gateway))
+        ref = f"{request.path_params['model']}:{request.path_params['version']}"
+        version = await run_in_threadpool(
+            lambda: registry.decide(
+                ref,
+                actor=actor,
+                decision=str(body.get("decision", "approve")),
+                alias=str(body.get("alias", "production")),
+                comment=body.get("comment"),
+            )
+        )
+        missing = await run_in_threadpool(
+            registry.missing, version.ref, str(body.get("alias", "production"))
+        )
+        return json_response({"ref": version.ref, "missing": missing})
+
+    async def set_alias(request: Request, actor: str) -> Response:
+        from shipyard.registry.service import UNSET
+
+        body = _body(await read_json(request, gateway))
+        if not isinstance(body.get("version"), int):
+            raise BadRequest("'version' (a whole number) is required", 422)
+        ref = f"{request.path_params['model']}:{body['version']}"
+        expected = body.get("expected", UNSET)
+        version = await run_in_threadpool(
+            lambda: registry.set_alias(
+                ref,
+                request.path_params["alias"],
+                actor=actor,
+                expected=expected,
+                reason=body.get("reason"),
+            )
+        )
+        return json_response(version)
+
+    async def rollback(request: Request, actor: str) -> Response:
+        body = _body(await read_json(request, gateway))
+        version = await run_in_threadpool(
+            lambda: registry.rollback(
+                request.path_params["model"],
+                actor=actor,
+                alias=str(body.get("alias", "production")),
+            )
+        )
+        return json_response(version)
+
     return [
+        ("/admin/models", protected("read", list_models), ["GET"]),
+        ("/admin/models/{ref}", protected("read", get_model), ["GET"]),
+        (
+            "/admin/models/{model}/versions/{version}/decision",
+            protected("approve", decide),
+            ["POST"],
+        ),
+        ("/admin/models/{model}/aliases/{alias}", protected("alias", set_alias), ["POST"]),
+        ("/admin/models/{model}/rollback", protected("alias", rollback), ["POST"]),
         ("/admin/routing", protected("read", list_routing), ["GET"]),
         ("/admin/routing/{model}", protected("read", get_routing), ["GET"]),
         ("/admin/routing/{model}", protected("deploy", put_routing), ["PUT"]),

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from shipyard.errors import NotFound, ShipyardError
+from shipyard.errors import Conflict, NotFound, PolicyViolation, ShipyardError
 from shipyard.serving import admin, oip
 from shipyard.serving.gateway import Answer, Gateway
 from shipyard.serving.inputs import BadRequest, decode_json, rows_from_payload, validate_rows
@@ -95,6 +95,10 @@ def guarded(gateway: Gateway, handler: Handler) -> Handler:
             return error(exc.status, exc.message)
         except NotFound as exc:
             return error(404, exc.message)
+        except Conflict as exc:
+            return error(409, exc.message)
+        except PolicyViolation as exc:
+            return error(403, str(exc))
         except ShipyardError as exc:
             return error(400 if exc.exit_code == 2 else 500, exc.message)
 
