@@ -93,7 +93,8 @@ def _stop_group(proc: subprocess.Popen[bytes]) -> None:
 
 @pytest.fixture(scope="module")
 def ray_head() -> Iterator[str]:
-    """Start a Ray head on 127.0.0.1 with 2 CPUs; yield its address "127.0.0.1:PORT"."""
+    """Start a Ray head on 127.0.0.1 with 2 CPUs and 1 (declared) GPU; yield its address
+    "127.0.0.1:PORT"."""
     require_ray()
     if "ray" in sys.modules and os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") != "0":
         pytest.fail("ray was imported before the loopback setting: it must be imported later")
@@ -114,6 +115,7 @@ def ray_head() -> Iterator[str]:
         "--node-ip-address=127.0.0.1",
         f"--port={port}",
         "--num-cpus=2",
+        "--num-gpus=1",  # declared, not real: Ray places `gpus: 1` stages here all the same
         "--include-dashboard=false",
         "--disable-usage-stats",
         f"--temp-dir={temp_dir}",

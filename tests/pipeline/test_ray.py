@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ray_fixtures import ray_head, require_ray
+from ray_fixtures import free_port, ray_head, require_ray
 
 from shipyard.errors import PipelineError
 from shipyard.pipeline.executors import Console, LocalExecutor, StageJob
-from shipyard.pipeline.ray_executor import RayExecutor, parse_memory
+from shipyard.pipeline.ray_executor import RayExecutor, _check_reachable, parse_memory
 from shipyard.pipeline.runner import RunOptions, RunReport, run_pipeline
 from shipyard.pipeline.spec import Out, Stage
 from shipyard.project import Project
@@ -156,6 +156,39 @@ def test_ray_that_cannot_be_imported_is_a_pipeline_error(
     assert info.value.hint == "pip install 'shipyard-ml[ray]'"
 
 
+def test_resources_become_ray_options() -> None:
+    from shipyard.pipeline.ray_executor import _Request
+
+    stage = Stage("s", ("true",), resources={"cpus": 2, "gpus": 1, "memory": "4GiB"})
+    assert _Request.of(stage).options() == {"num_cpus": 2, "num_gpus": 1, "memory": 4 * 2**30}
+    assert _Request.of(Stage("s", ("true",))).options() == {"num_cpus": 1, "num_gpus": 0}
+
+
+@pytest.mark.parametrize("form", ["127.0.0.1:{}", "ray://127.0.0.1:{}"])
+def test_an_address_where_nothing_listens_is_refused_at_once(form: str) -> None:
+    with pytest.raises(ConnectionError, match=r"nothing answers at 127\.0\.0\.1"):
+        _check_reachable(form.format(free_port()))
+
+
+def test_cli_says_when_it_cannot_reach_the_cluster(ws: Any) -> None:
+    require_ray()
+    ws.config(pipeline(a=STAGES["a"]))
+    shipyard = Path(sys.executable).with_name("shipyard")
+    address = f"127.0.0.1:{free_port()}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    done = subprocess.run(
+        [shipyard, "run", "--executor", "ray", "--ray-address", address],
+        cwd=ws.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert f"cannot connect to the Ray cluster at {address}" in done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+
+
 # --- on a real cluster ------------------------------------------------------------------
 def test_pipeline_on_ray_matches_local_and_comes_back_through_the_store(
     ray_executor: RayExecutor, ws: Any, tmp_path_factory: pytest.TempPathFactory
@@ -235,12 +268,28 @@ def test_a_missing_output_fails_the_stage(ray_executor: RayExecutor, ws: Any) ->
     assert "did not write its declared output 'never.txt'" in stage.reason
 
 
+def test_a_gpu_stage_gets_a_gpu(ray_executor: RayExecutor, ws: Any) -> None:
+    ws.config(
+        pipeline(
+            gpu={
+                "cmd": 'echo "cuda=$CUDA_VISIBLE_DEVICES" > gpu.txt',
+                "outs": ["gpu.txt"],
+                "resources": {"gpus": 1, "cpus": 0.5},
+            }
+        )
+    )
+    (stage,) = run(ws, ray_executor).stages
+    assert stage.status == "ran", stage.reason
+    assert (ws.root / "gpu.txt").read_text() == "cuda=0\n"  # Ray assigned the GPU
+
+
 def test_a_stage_no_node_can_place_fails_at_once(ray_executor: RayExecutor, ws: Any) -> None:
-    ws.config(pipeline(gpu={"cmd": "nvidia-smi", "outs": ["x"], "resources": {"gpus": 1}}))
+    ws.config(pipeline(gpu={"cmd": "nvidia-smi", "outs": ["x"], "resources": {"gpus": 2}}))
     started = time.monotonic()
     (stage,) = run(ws, ray_executor).stages
     assert stage.status == "failed"
-    assert "asks for 1 CPU(s), 1 GPU(s), but no node of the Ray cluster" in stage.reason
+    assert "asks for 1 CPU(s), 2 GPU(s), but no node of the Ray cluster" in stage.reason
+    assert "the largest has 2 CPU(s), 1 GPU(s)" in stage.reason
     assert time.monotonic() - started < 30
 
 

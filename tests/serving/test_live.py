@@ -42,11 +42,16 @@ def start_server(root: Path, port: int) -> subprocess.Popen[bytes]:
 
 
 def load(port: int, stop: threading.Event, statuses: list[int], versions: set[int]) -> None:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     while not stop.is_set():
-        conn.request("POST", "/v1/models/m/predict", BODY, {"content-type": "application/json"})
-        response = conn.getresponse()
-        payload = response.read()
+        try:
+            conn.request("POST", "/v1/models/m/predict", BODY, {"content-type": "application/json"})
+            response = conn.getresponse()
+            payload = response.read()
+        except OSError:  # a dropped connection is a failed request, not a dead thread
+            statuses.append(0)
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            continue
         statuses.append(response.status)
         if response.status == 200:
             versions.add(json.loads(payload)["version"])
@@ -81,7 +86,7 @@ def test_routing_changes_under_load_fail_no_request(tmp_path, make_model):
             worker.join(timeout=15)
         proc.terminate()
         proc.wait(timeout=30)
-    assert len(statuses) > 100
+    assert len(statuses) >= 40  # at least two requests per routing change, on average
     assert set(statuses) == {200}, {s: statuses.count(s) for s in set(statuses)}
     assert versions == {1, 2}
     log = tmp_path / ".shipyard" / "logs" / "serving" / "predictions"

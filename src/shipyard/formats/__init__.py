@@ -60,6 +60,9 @@ class LoadedModel:
     model: Model
     path: Path
     signature: dict[str, Any] = field(default_factory=dict)
+    # An equivalent model over 2-D float arrays in signature order (a compiled linear
+    # model), when one exists: it skips DataFrame construction and library dispatch.
+    array_model: Any | None = None
 
     @property
     def inputs(self) -> list[str]:
@@ -194,4 +197,16 @@ def load_model(
             f"the {fmt} format needs a package that is not installed ({exc.name})",
             hint=f"pip install 'shipyard-ml[{_EXTRAS.get(fmt, fmt)}]'",
         ) from None
-    return LoadedModel(fmt, model, file, read_signature(path))
+    signature = read_signature(path)
+    return LoadedModel(fmt, model, file, signature, _array_model(fmt, model, signature))
+
+
+def _array_model(fmt: str, model: Any, signature: dict[str, Any]) -> Any | None:
+    """A compiled twin of a linear scikit-learn model whose inputs are all numbers."""
+    inputs = signature.get("inputs") or []
+    types = signature.get("types") or {}
+    if fmt != "sklearn" or not inputs or any(types.get(n) != "number" for n in inputs):
+        return None
+    from shipyard.formats.linear import compile_linear
+
+    return compile_linear(model.model, len(inputs))

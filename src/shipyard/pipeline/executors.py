@@ -51,6 +51,7 @@ class StageJob:
     root: Path
     log_path: Path
     env: dict[str, str] = field(default_factory=dict)
+    artifacts_url: str | None = None  # where remote executors exchange inputs and outputs
 
 
 @dataclass

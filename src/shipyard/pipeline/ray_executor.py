@@ -15,11 +15,16 @@ not share a disk. Everything moves through the artifact store:
 
 The store must therefore be reachable from every node: on a real cluster, an object
 store (``s3://...``) or a shared file system, set with ``store.artifacts`` in
-``shipyard.yaml`` or ``SHIPYARD_ARTIFACTS``. The store URL is, in order: the
-``artifacts_url`` given to the executor (the runner may set the attribute to
-``Project.artifacts_url``), else the one the project at ``job.root`` resolves to, which
-is the same URL the runner uses. Cluster nodes need ``shipyard-ml`` installed (the
-same version as the driver), as for any Ray code.
+``shipyard.yaml`` or ``SHIPYARD_ARTIFACTS``. The store URL is, in order:
+``job.artifacts_url`` (if the runner's StageJob carries one), the ``artifacts_url``
+given to (or set on) the executor, else the URL the project at ``job.root`` resolves
+to, which is the one the runner itself uses. Cluster nodes need ``shipyard-ml``
+installed (the same version as the driver), as for any Ray code; stage commands see
+the environment of the Ray worker, not of the driver.
+
+A stage's output is printed when the stage ends, not line by line. Cancelling (Ctrl-C)
+asks the task to stop its commands' process group, and kills the task if it has not
+stopped within 15 seconds. A declared output the stage did not write fails the stage.
 
 Ray is imported only when a stage is submitted: importing this module, or a run in
 which every stage is up to date, never starts or contacts Ray.
@@ -180,6 +185,7 @@ class RayExecutor:
         quiet = _DropMessage("SIGTERM handler is not set")
         logging.getLogger("ray._private.worker").addFilter(quiet)
         try:
+            _check_reachable(self.address)
             if where.startswith("ray://"):
                 ray.init(address=where)  # Ray Client passes other options to the server
                 return
@@ -229,6 +235,8 @@ class RayExecutor:
         request = _Request.of(stage)
         url, store = self._store(job)
         inputs = _upload_inputs(job, store)
+        if cancel.is_set():
+            return _failed(job, console, "cancelled before it was submitted", -signal.SIGTERM)
         ray = self._ray()
         if self.check_resources:
             self._check_feasible(ray, stage, request)
@@ -340,12 +348,12 @@ def _wait(ray: Any, ref: Any, cancel: threading.Event) -> dict[str, Any] | None:
     while True:
         ready, _ = ray.wait([ref], timeout=0.1)
         if ready:
-            return ray.get(ref)  # type: ignore[no-any-return]
+            return ray.get(ref)
         if cancel.is_set():
             break
     ray.cancel(ref)  # KeyboardInterrupt in the task: it stops its commands' process group
     try:
-        return ray.get(ref, timeout=_CANCEL_GRACE)  # type: ignore[no-any-return]
+        return ray.get(ref, timeout=_CANCEL_GRACE)
     except Exception:
         ray.cancel(ref, force=True)
         return None
@@ -374,6 +382,21 @@ def _failed(job: StageJob, console: Console, message: str, code: int) -> ExecRes
 def _write_log(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8", errors="replace")
+
+
+def _check_reachable(address: str | None, timeout: float = 10.0) -> None:
+    """Fail fast when nothing listens at ``host:port``: ``ray.init`` would wait forever."""
+    if address is None or address in ("auto", "local"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # not host:port; let Ray judge it
+    import socket
+
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ConnectionError(f"nothing answers at {host}:{port} ({exc})") from None
 
 
 def _ray_installed() -> bool:

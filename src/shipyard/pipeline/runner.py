@@ -267,6 +267,14 @@ class _Run:
     def collect_outputs(self, stage: Stage, outcome: StageOutcome, result: ExecResult) -> None:
         """Check every declared output exists, parse metrics, store outputs in the cache."""
         if result.outs is not None:  # the executor stored them remotely: bring them here
+            missing = [o.path for o in stage.outs if o.path not in result.outs]
+            if missing:
+                raise PipelineError(
+                    f"stage '{stage.name}' finished but did not write its declared output "
+                    f"'{missing[0]}'",
+                    stage=stage.name,
+                    hint="fix the command, or remove the path from the stage's outs",
+                )
             outcome.outs = dict(result.outs)
             self.restore(stage, outcome)
             return

@@ -181,7 +181,17 @@ class Gateway:
 
     # --- lifecycle --------------------------------------------------------------------
     def start(self) -> None:
+        """Load the routed versions and each other model's default version, then report
+        ready: a request never waits for a model to load after /readyz said yes."""
         self.refresh()
+        for model in self.registry.models():
+            name = str(model["name"])
+            if name not in self.snapshot.tables and model["latest"] is not None:
+                try:
+                    self.pool.get(name, self.decide(name, {}).version)
+                except Exception:  # an unloadable default is reported per request instead
+                    continue
+        self.metrics.models_loaded.set(len(self.pool.loaded()))
         self.ready = True
         self._poller = threading.Thread(target=self._poll, name="routing-poll", daemon=True)
         self._poller.start()
@@ -261,11 +271,8 @@ class Gateway:
     def answer(
         self, model: str, decision: Decision, rows: list[list[Any]], served: Served
     ) -> Answer:
-        import pandas as pd
-
         started = time.perf_counter()
-        frame = pd.DataFrame(rows, columns=served.inputs)
-        predictions, probabilities = served.predict(frame)
+        predictions, probabilities = served.predict_rows(rows)
         return Answer(
             uuid.uuid4().hex,
             decision,

@@ -24,6 +24,21 @@ class Served:
         self.label = str(version.version)
         self.has_proba = True
 
+    def predict_rows(self, rows: list[list[Any]]) -> tuple[Any, Any | None]:
+        """Predictions (and probabilities) for validated rows in signature order."""
+        fast = self.loaded.array_model
+        if fast is not None:
+            import numpy as np
+
+            array = np.asarray(rows, dtype=np.float64)
+            probabilities = fast.predict_proba(array)
+            if probabilities is None:
+                return fast.predict(array), None
+            return fast.classes[probabilities.argmax(axis=1)], probabilities
+        import pandas as pd
+
+        return self.predict(pd.DataFrame(rows, columns=self.inputs))
+
     def predict(self, frame: Any) -> tuple[Any, Any | None]:
         predictions = self.loaded.predict(frame)
         probabilities = None
