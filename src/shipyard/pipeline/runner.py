@@ -129,25 +129,56 @@ class _Run:
         self.stat = StatCache(self.root / STATE_DIR / "cache" / "stat.db")
         self.cancel = threading.Event()
         self.run_id: str | None = None
+        self.started_at: datetime | None = None
+        self._prefetch: threading.Thread | None = None
         self._mutex = threading.RLock()
         self.outcomes: dict[str, StageOutcome] = {}
 
     # --- lazily opened state ----------------------------------------------------------
     def _ensure_run(self) -> str:
-        """Create the run record the first time a stage does real work."""
+        """The run's id, claimed the first time a stage does real work. The database
+        row is written at the end (``record_run``), so opening the store can overlap
+        with the first stage instead of delaying it."""
         with self._mutex:
             if self.run_id is None:
-                from shipyard.pipeline.lineage import environment, git_state
+                import secrets
 
-                commit, dirty = git_state(self.root)
-                run = self.project.metadata.create_run(
-                    self.spec.project,
-                    git_commit=commit,
-                    git_dirty=dirty,
-                    environment={**environment(), "executor": self.executor.name},
-                )
-                self.run_id = run.id
+                self.run_id = secrets.token_hex(6)
+                self.started_at = _now()
+                self._prefetch_metadata()
             return self.run_id
+
+    def _create_run_record(self) -> None:
+        from shipyard.pipeline.lineage import environment, git_state
+
+        commit, dirty = git_state(self.root)
+        self.project.metadata.create_run(
+            self.spec.project,
+            run_id=self.run_id,
+            started_at=self.started_at,
+            git_commit=commit,
+            git_dirty=dirty,
+            environment={
+                **environment(self.root / STATE_DIR / "cache"),
+                "executor": self.executor.name,
+            },
+        )
+
+    def _fresh_project(self) -> bool:
+        """No metadata database yet (embedded default): so no run cache to consult."""
+        default = f"sqlite:///{self.project.state_dir / 'shipyard.db'}"
+        return (
+            self.project.db_url == default and not (self.project.state_dir / "shipyard.db").exists()
+        )
+
+    def _prefetch_metadata(self) -> None:
+        """Create and migrate the metadata store in the background while stages run."""
+        with self._mutex:
+            if self._prefetch is None:
+                self._prefetch = threading.Thread(
+                    target=lambda: self.project.metadata, name="open-metadata", daemon=True
+                )
+                self._prefetch.start()
 
     # --- hashing --------------------------------------------------------------------
     def _oid(self, rel: str) -> str | None:
@@ -231,6 +262,9 @@ class _Run:
 
     def _run_cache(self, outcome: StageOutcome) -> bool:
         assert outcome.fingerprint is not None
+        if self._fresh_project():
+            self._prefetch_metadata()  # open it beside the first stage, not before it
+            return False
         cached = self.project.metadata.cached_outs(outcome.fingerprint)
         if cached is None or not all(self._store_has(oid) for oid in cached.values()):
             return False
@@ -330,6 +364,7 @@ class _Run:
         if self.options.dry or not any(o.status in (RAN, RESTORED, FAILED) for o in outcomes):
             return
         run_id = self._ensure_run()
+        self._create_run_record()
         metadata = self.project.metadata
         with metadata.transaction() as conn:
             for o in outcomes:

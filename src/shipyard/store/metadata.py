@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import operator
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,6 +31,14 @@ from shipyard.store.hashing import hash_bytes
 __all__ = ["AuditReport", "Event", "MetadataStore", "Run"]
 
 GENESIS = "0" * 64
+_COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    "=": operator.eq,
+    "!=": operator.ne,
+    ">=": operator.ge,
+    ">": operator.gt,
+}
 Clock = Callable[[], datetime]
 
 
@@ -244,6 +253,7 @@ class MetadataStore:
         project: str,
         *,
         run_id: str | None = None,
+        started_at: datetime | None = None,
         git_commit: str | None = None,
         git_dirty: bool | None = None,
         params: dict[str, Any] | None = None,
@@ -254,7 +264,7 @@ class MetadataStore:
             id=run_id or secrets.token_hex(6),
             project=project,
             status="running",
-            started_at=self.clock(),
+            started_at=started_at or self.clock(),
             git_commit=git_commit,
             git_dirty=git_dirty,
             params=params or {},
@@ -330,6 +340,33 @@ class MetadataStore:
         query = self._run_query().order_by(schema.runs.c.started_at.desc()).limit(limit)
         if project is not None:
             query = query.where(schema.projects.c.name == project)
+        with self.transaction(write=False) as tx:
+            return [self._to_run(row) for row in tx.execute(query)]
+
+    def search_runs(
+        self,
+        project: str | None,
+        metric: str,
+        op: str,
+        value: float,
+        *,
+        limit: int | None = None,
+    ) -> list[Run]:
+        """Runs whose metric ``metric`` compares to ``value`` by ``op``, newest first.
+
+        The filter runs in the database (JSON extraction), so only matching rows come
+        back; runs without the metric never match. Raises StoreError for an unknown op.
+        """
+        compare = _COMPARISONS.get(op)
+        if compare is None:
+            raise StoreError(
+                f"unknown comparison {op!r}", hint=f"use one of {', '.join(_COMPARISONS)}"
+            )
+        metric_value = schema.runs.c.metrics[metric].as_float()
+        query = self._run_query().where(compare(metric_value, float(value)))
+        if project is not None:
+            query = query.where(schema.projects.c.name == project)
+        query = query.order_by(schema.runs.c.started_at.desc()).limit(limit)
         with self.transaction(write=False) as tx:
             return [self._to_run(row) for row in tx.execute(query)]
 
