@@ -51,11 +51,13 @@ def register(sub: Any) -> None:
     report.set_defaults(handler=run_report)
 
 
-def _model_argument(value: str | None) -> str | None:
-    """A path the user typed is relative to where they are, not to the project root."""
-    if value and Path(value).exists():
-        return str(Path(value).absolute())
-    return value
+def _model_argument(value: str | None, root: Path) -> str | None:
+    """A path the user typed is relative to where they are; the runner wants it
+    relative to the project root (or absolute, when it lies outside)."""
+    if not value or not Path(value).exists():
+        return value
+    path = Path(value).absolute()
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
 
 
 def _print_table(report: Any) -> None:
@@ -76,7 +78,8 @@ def run_check(args: argparse.Namespace) -> int:
     from shipyard.project import open_project
 
     with open_project() as project:
-        report = run_checks(project, _model_argument(args.model), seed=args.seed)
+        model = _model_argument(args.model, project.root)
+        report = run_checks(project, model, seed=args.seed)
         folder = Path(args.output) if args.output else report_folder(project.state_dir, report.id)
         paths = write_reports(report, folder)
         record_report(project, report)

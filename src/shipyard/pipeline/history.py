@@ -7,7 +7,7 @@ from typing import Any
 
 from shipyard.store.metadata import MetadataStore, Run
 
-__all__ = ["Change", "RunDiff", "diff_runs", "run_paths"]
+__all__ = ["Change", "RunDiff", "diff_runs", "run_lineage", "run_paths", "run_that_wrote"]
 
 
 @dataclass(frozen=True)
@@ -63,3 +63,42 @@ def diff_runs(metadata: MetadataStore, a: str, b: str) -> RunDiff:
         data=_changes(run_paths(metadata, run_a), run_paths(metadata, run_b)),
         metrics=_changes(run_a.metrics, run_b.metrics),
     )
+
+
+_SEARCHED_STAGE_RUNS = 500
+
+
+def run_that_wrote(metadata: MetadataStore, oid: str) -> str | None:
+    """The newest run with a stage whose output had this content id (or None)."""
+    import sqlalchemy as sa
+
+    from shipyard.store import schema
+
+    table = schema.stage_runs
+    query = (
+        sa.select(table.c.run_id, table.c.outs)
+        .where(table.c.status.in_(("ran", "restored", "up-to-date")))
+        .order_by(table.c.id.desc())
+        .limit(_SEARCHED_STAGE_RUNS)
+    )
+    with metadata.transaction(write=False) as tx:
+        for row in tx.execute(query):
+            if oid in (row.outs or {}).values():
+                return str(row.run_id)
+    return None
+
+
+def run_lineage(metadata: MetadataStore, run_id: str) -> dict[str, Any]:
+    """Where a run's outputs came from: commit, params, metrics and the content ids of
+    its inputs that no stage produced (raw data and code)."""
+    run = metadata.get_run(run_id)
+    rows = metadata.stage_runs(run.id)
+    produced = {p for r in rows for p in r["outs"]}
+    return {
+        "run_id": run.id,
+        "git_commit": run.git_commit,
+        "git_dirty": run.git_dirty,
+        "params": run.params,
+        "metrics": run.metrics,
+        "data": {p: o for r in rows for p, o in r["deps"].items() if p not in produced},
+    }

@@ -198,34 +198,10 @@ class Registry:
 
     def _lineage(self, run_id: str | None, oid: str) -> dict[str, Any]:
         """The run that made the model: given, or found by the model's content id."""
-        run = self.metadata.get_run(run_id) if run_id else self._run_that_wrote(oid)
-        if run is None:
-            return {}
-        rows = self.metadata.stage_runs(run.id)
-        produced = {p for r in rows for p in r["outs"]}
-        data = {p: o for r in rows for p, o in r["deps"].items() if p not in produced}
-        return {
-            "run_id": run.id,
-            "git_commit": run.git_commit,
-            "git_dirty": run.git_dirty,
-            "params": run.params,
-            "metrics": run.metrics,
-            "data": data,
-        }
+        from shipyard.pipeline.history import run_lineage, run_that_wrote
 
-    def _run_that_wrote(self, oid: str) -> Any:
-        t = schema.stage_runs
-        query = (
-            sa.select(t.c.run_id, t.c.outs)
-            .where(t.c.status.in_(("ran", "restored", "up-to-date")))
-            .order_by(t.c.id.desc())
-            .limit(500)
-        )
-        with self.metadata.transaction(write=False) as tx:
-            for row in tx.execute(query):
-                if oid in row.outs.values():
-                    return self.metadata.get_run(row.run_id)
-        return None
+        found = self.metadata.get_run(run_id).id if run_id else run_that_wrote(self.metadata, oid)
+        return run_lineage(self.metadata, found) if found else {}
 
     # --- reading -----------------------------------------------------------------------
     def _version_query(self) -> sa.Select[Any]:
