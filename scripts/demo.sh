@@ -40,16 +40,70 @@ shipyard run
 step "Pushing every versioned object to a remote store (a local folder here; s3:// works too)"
 shipyard data push --remote ../demo-remote
 
+step "Quality gates on the candidate (shipyard check): report.md for the PR, report.html"
+if shipyard check --output reports/v1; then echo "all gates passed"; else
+  echo "a gate failed (see reports/v1/report.md); the demo goes on to show governance"; fi
+
+step "Governance: users with roles, then register with its model card and gate results"
+shipyard users add admin --role admin
+SHIPYARD_USER=admin shipyard users add alice --role developer
+SHIPYARD_USER=admin shipyard users add bob --role approver
+export SHIPYARD_USER=alice
+shipyard register credit-risk model --gates reports/v1/report.json   # card: MODEL_CARD.md
+shipyard request credit-risk:1 || true
+SHIPYARD_USER=alice shipyard approve credit-risk:1 || echo "(refused, as it should be)"
+SHIPYARD_USER=bob shipyard approve credit-risk:1 --comment "numbers look right"
+shipyard promote credit-risk:1 || echo "(policy refused: see the reason above)"
+
+step "A second candidate (C=0.3 is in params.yaml now), checked, approved and promoted"
+sed -i.bak 's/C: 0.3/C: 2.0/' params.yaml && rm -f params.yaml.bak
+shipyard run
+shipyard check --output reports/v2 || true
+shipyard register credit-risk model --gates reports/v2/report.json
+SHIPYARD_USER=bob shipyard approve credit-risk:2
+shipyard promote credit-risk:2 || true
+shipyard models credit-risk
+
+step "Serving: the gateway on 127.0.0.1, a 90/10 split, one prediction"
+PORT=${DEMO_PORT:-18080}
+shipyard routing set credit-risk --split 1=90,2=10 --sticky header:x-user-id
+shipyard serve --port "$PORT" >../demo-serve.log 2>&1 &
+SERVER=$!
+python - "$PORT" <<'PY'
+import json, sys, time, urllib.request
+port = sys.argv[1]
+row = {"age": 41, "income": 52000.0, "debt_ratio": 0.31, "history_years": 12,
+       "amount": 9000.0, "purpose": "car"}
+for _ in range(120):
+    try:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v1/models/credit-risk/predict", json.dumps(row).encode(),
+            {"content-type": "application/json", "x-user-id": "demo-user"})
+        print(json.dumps(json.load(urllib.request.urlopen(request, timeout=5)), indent=2))
+        break
+    except OSError:
+        time.sleep(0.5)
+PY
+kill $SERVER; wait $SERVER 2>/dev/null || true
+
+step "Rollback: production goes back to the previous version, in one transaction"
+shipyard rollback credit-risk --yes || true
+shipyard models credit-risk
+
 step "Checking the audit log's hash chain"
 shipyard audit verify
+shipyard audit log | tail -8
 
 cat <<MSG
 
 Done. The demo project is in ./$DEMO. What ran:
   - a cached 3-stage pipeline with lineage in .shipyard/shipyard.db (SQLite) and
-    outputs in .shipyard/artifacts (content-addressed, blake3);
-  - a param change re-ran exactly the stages that depend on it;
-  - a deleted output was restored from the cache; data was pushed to ../demo-remote.
-Not in this demo yet (being built): quality gates (shipyard check), the model registry,
-serving and rollouts, monitoring. Try: cd $DEMO && shipyard runs show <ID>
+    outputs in .shipyard/artifacts (content-addressed, blake3); a param change re-ran
+    exactly the stages that depend on it; a deleted output came back from the cache;
+  - quality gates with reports in reports/v1 and reports/v2 (open report.html);
+  - the registry: versions with model cards, four-eyes approval, promotion, rollback;
+  - the gateway serving a 90/10 split with sticky users (log in .shipyard/logs/serving);
+  - a tamper-evident audit log of every change.
+Not in this demo yet (being built): canary analysis with automatic rollback, drift
+monitoring and alerts, the dashboard, CI templates.
 MSG

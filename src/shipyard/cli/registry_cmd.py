@@ -37,7 +37,11 @@ def register(sub: Any) -> None:
     )
     reg.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
     reg.add_argument("--description", "-d")
-    reg.add_argument("--card", metavar="FILE.md", help="model card sections (## Intended use…)")
+    reg.add_argument(
+        "--card",
+        metavar="FILE.md",
+        help="model card sections (## Intended use…); default: MODEL_CARD.md if present",
+    )
     reg.add_argument("--gates", metavar="REPORT.json", help="gate results from shipyard check")
     reg.add_argument("--json", action="store_true", help="print as JSON")
     reg.set_defaults(handler=run_register)
@@ -110,7 +114,7 @@ def run_register(args: argparse.Namespace) -> int:
     from shipyard.registry import open_registry
     from shipyard.registry.cards import parse_card_markdown
 
-    card = parse_card_markdown(Path(args.card)) if args.card else {}
+    card_file = Path(args.card) if args.card else None
     gates = None
     if args.gates:
         try:
@@ -118,6 +122,10 @@ def run_register(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             raise UsageError(f"cannot read gate results from {args.gates!r}: {exc}") from None
     with open_project() as project:
+        default_card = project.root / "MODEL_CARD.md"
+        if card_file is None and default_card.is_file():
+            card_file = default_card
+        card = parse_card_markdown(card_file) if card_file else {}
         version = open_registry(project).register(
             args.model,
             args.path,
