@@ -124,7 +124,9 @@ class _XGBoost:
     def _raw(self, frame: Any) -> Any:
         import xgboost
 
-        return self.booster.predict(xgboost.DMatrix(_as_array(frame)))
+        # A booster trained on a DataFrame checks feature names: keep them when we have them.
+        data = frame if hasattr(frame, "columns") else _as_array(frame)
+        return self.booster.predict(xgboost.DMatrix(data))
 
     def predict(self, frame: Any) -> Any:
 
