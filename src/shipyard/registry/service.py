@@ -205,15 +205,22 @@ class Registry:
 
     # --- reading -----------------------------------------------------------------------
     def _version_query(self) -> sa.Select[Any]:
-        m, v = schema.models, schema.model_versions
-        return sa.select(v, m.c.name.label("model")).join(m, m.c.id == v.c.model_id)
+        """Versions with their model's name and their aliases, in one statement (alias
+        names cannot hold a comma, so the aggregate splits back exactly)."""
+        m, v, a = schema.models, schema.model_versions, schema.aliases
+        names = (
+            sa.select(sa.func.aggregate_strings(a.c.alias, ","))
+            .where(a.c.version_id == v.c.id)
+            .correlate_except(a)
+            .scalar_subquery()
+        )
+        return sa.select(v, m.c.name.label("model"), names.label("alias_names")).join(
+            m, m.c.id == v.c.model_id
+        )
 
     def _to_version(self, tx: sa.Connection, row: Any) -> Version:
-        a = schema.aliases
-        names = tx.execute(
-            sa.select(a.c.alias).where(a.c.version_id == row.id).order_by(a.c.alias)
-        ).scalars()
         mapping = row._mapping
+        names = sorted(mapping["alias_names"].split(",")) if mapping["alias_names"] else []
         return Version(
             model=mapping["model"],
             version=mapping["version"],
