@@ -10,6 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from shipyard.checks.data import check_data
     from shipyard.config import ProjectConfig, load_config
     from shipyard.errors import (
         CheckFailed,
@@ -41,6 +42,7 @@ _LAZY = {
     "Project": "shipyard.project",
     "open_project": "shipyard.project",
     "init_project": "shipyard.scaffold",
+    "check_data": "shipyard.checks.data",
     "stage": "shipyard.pipeline.functions",
     "run_functions": "shipyard.pipeline.functions",
     "run": "shipyard.pipeline.api",
@@ -59,6 +61,7 @@ __all__ = [
     "ShipyardError",
     "StoreError",
     "__version__",
+    "check_data",
     "init_project",
     "load_config",
     "open_artifacts",

@@ -28,7 +28,7 @@ from shipyard.checks.predictions import task_of_labels
 from shipyard.checks.schema import infer_schema, load_schema
 from shipyard.checks.validity import Finding, finding, validate_frame
 
-__all__ = ["data_gate", "schema_for"]
+__all__ = ["check_data", "data_gate", "schema_for"]
 
 
 def schema_for(ctx: CheckContext, cfg: Any) -> tuple[dict[str, Any], bool]:
@@ -170,3 +170,43 @@ def data_gate(ctx: CheckContext, cfg: Any) -> GateResult:
     status = FAILED if any(f.failed for f in found) else PASSED
     advice = _advice(found) if status == FAILED else ""
     return GateResult("data", status, _summary(frames, found), numbers, tables, advice=advice)
+
+
+def _as_pandas(frame: Any) -> Any:
+    """pandas as is; a polars (or any Arrow-exporting) frame converted once."""
+    if frame is None or hasattr(frame, "iloc"):
+        return frame
+    if hasattr(frame, "to_pandas"):
+        return frame.to_pandas()
+    raise TypeError(f"expected a pandas or polars DataFrame, got {type(frame).__name__}")
+
+
+def check_data(
+    train: Any,
+    test: Any | None = None,
+    *,
+    label: str | None = None,
+    seed: int = 0,
+    **options: Any,
+) -> GateResult:
+    """The data-quality gate on frames from Python (pandas or polars).
+
+    ``options`` are the keys of ``gates.data`` (``max_missing``, ``max_duplicates``,
+    ``leakage``, ``expectations``, ``schema``…). Returns the same GateResult that
+    ``shipyard check`` reports.
+    """
+    from shipyard.config import DataGate
+
+    train, test = _as_pandas(train), _as_pandas(test)
+    features = [c for c in (train if train is not None else test).columns if c != label]
+    ctx = CheckContext(
+        root=Path.cwd(),
+        model=None,
+        model_ref="(frames)",
+        train=train,
+        test=test,
+        label=label,
+        features=features,
+        seed=seed,
+    )
+    return data_gate(ctx, DataGate(label=label, **options))
