@@ -60,8 +60,9 @@ async def read_body(request: Request, gateway: Gateway) -> bytes:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    try:
-        return await asyncio.wait_for(collect(), gateway.settings.request_timeout)
+    try:  # asyncio.timeout, not wait_for: no extra task per request (a p99 cost)
+        async with asyncio.timeout(gateway.settings.request_timeout):
+            return await collect()
     except TimeoutError:
         raise BadRequest("the request took too long to arrive", 408) from None
 

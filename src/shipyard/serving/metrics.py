@@ -86,6 +86,9 @@ class GatewayMetrics:
         import numpy as np
 
         array = np.asarray(values)
+        if array.size == 1 and array.dtype.kind in "iubOUS":  # the common single row
+            self.predictions.labels(model, version, str(array.ravel()[0])).inc()
+            return
         if array.dtype.kind in "iub" or array.dtype.kind in "OUS":
             unique, counts = np.unique(array.astype(str), return_counts=True)
             for value, count in zip(unique[:50], counts[:50], strict=False):

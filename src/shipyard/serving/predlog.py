@@ -84,15 +84,15 @@ class PredictionLog:
 
         folder = self.root / kind / f"model={model}" / f"date={when}"
         folder.mkdir(parents=True, exist_ok=True)
-        columns: dict[str, list[Any]] = defaultdict(list)
-        for record in records:
-            for key in record:
-                columns.setdefault(key, [])
-        for record in records:
-            for key in columns:
-                value = record.get(key)
-                columns[key].append(json.dumps(value) if isinstance(value, dict | list) else value)
-        table = pa.table(dict(columns))
+        for record in records:  # nested values are stored as JSON text
+            for key, value in record.items():
+                if isinstance(value, dict | list):
+                    record[key] = json.dumps(value)
+        keys = list(dict.fromkeys(k for record in records for k in record))
+        if len(keys) == len(records[0]):  # uniform records (the usual case): Arrow builds it
+            table = pa.Table.from_pylist(records)
+        else:  # e.g. two versions with different inputs in one hour: the union of columns
+            table = pa.table({k: [record.get(k) for record in records] for k in keys})
         name = f"part-{int(time.time() * 1000)}-{uuid.uuid4().hex[:8]}.parquet"
         tmp = folder / f".{name}.tmp"
         pq.write_table(table, tmp)
