@@ -313,10 +313,11 @@ def test_cancel_stops_the_stage_and_its_processes(ray_head: str, tmp_path: Path)
     executor = RayExecutor(address=ray_head, artifacts_url=str(tmp_path / "store"))
     result = executor.run(job, cancel, Console(quiet=True))
     assert time.monotonic() - started < 30
-    # The task stopped its commands itself (the log has their output): SIGTERM, exit -15.
-    assert "started" in job.log_path.read_text()
-    assert result.exit_code == -signal.SIGTERM
-    assert result.outs is None
+    assert result.exit_code != 0 and result.outs is None
+    if result.exit_code == -signal.SIGTERM:  # the task stopped its commands itself
+        assert "started" in job.log_path.read_text()
+    else:  # a loaded machine: the driver's force-cancel after the grace period
+        assert "cancelled" in job.log_path.read_text()
     pid = int(pid_file.read_text())
     deadline = time.monotonic() + 10
     while _alive(pid) and time.monotonic() < deadline:

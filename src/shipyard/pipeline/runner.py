@@ -130,22 +130,20 @@ class _Run:
         self.cancel = threading.Event()
         self.run_id: str | None = None
         self.started_at: datetime | None = None
-        self._prefetch: threading.Thread | None = None
         self._mutex = threading.RLock()
         self.outcomes: dict[str, StageOutcome] = {}
 
     # --- lazily opened state ----------------------------------------------------------
     def _ensure_run(self) -> str:
         """The run's id, claimed the first time a stage does real work. The database
-        row is written at the end (``record_run``), so opening the store can overlap
-        with the first stage instead of delaying it."""
+        row is written at the end (``record_run``), so a fresh project's store is not
+        created before its first stage starts."""
         with self._mutex:
             if self.run_id is None:
                 import secrets
 
                 self.run_id = secrets.token_hex(6)
                 self.started_at = _now()
-                self._prefetch_metadata()
             return self.run_id
 
     def _create_run_record(self) -> None:
@@ -170,15 +168,6 @@ class _Run:
         return (
             self.project.db_url == default and not (self.project.state_dir / "shipyard.db").exists()
         )
-
-    def _prefetch_metadata(self) -> None:
-        """Create and migrate the metadata store in the background while stages run."""
-        with self._mutex:
-            if self._prefetch is None:
-                self._prefetch = threading.Thread(
-                    target=lambda: self.project.metadata, name="open-metadata", daemon=True
-                )
-                self._prefetch.start()
 
     # --- hashing --------------------------------------------------------------------
     def _oid(self, rel: str) -> str | None:
@@ -263,7 +252,6 @@ class _Run:
     def _run_cache(self, outcome: StageOutcome) -> bool:
         assert outcome.fingerprint is not None
         if self._fresh_project():
-            self._prefetch_metadata()  # open it beside the first stage, not before it
             return False
         cached = self.project.metadata.cached_outs(outcome.fingerprint)
         if cached is None or not all(self._store_has(oid) for oid in cached.values()):
