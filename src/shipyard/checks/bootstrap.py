@@ -12,26 +12,14 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from shipyard.checks.metrics import CLASS_COUNT_METRICS
 from shipyard.checks.predictions import Predictions
 
 __all__ = ["BOOTSTRAP_METRICS", "resample_weights", "weighted_metric"]
 
-_CLASS_COUNTS = (
-    "accuracy",
-    "balanced_accuracy",
-    "precision",
-    "recall",
-    "f1",
-    "precision_macro",
-    "recall_macro",
-    "f1_macro",
-    "precision_weighted",
-    "recall_weighted",
-    "f1_weighted",
-)
 BOOTSTRAP_METRICS = {
-    "binary": (*_CLASS_COUNTS, "roc_auc", "log_loss", "brier_score"),
-    "multiclass": (*_CLASS_COUNTS, "log_loss", "brier_score"),
+    "binary": (*CLASS_COUNT_METRICS, "roc_auc", "log_loss", "brier_score"),
+    "multiclass": (*CLASS_COUNT_METRICS, "log_loss", "brier_score"),
     "regression": ("mae", "mse", "rmse", "r2", "mape"),
 }
 
@@ -141,7 +129,7 @@ def weighted_metric(name: str, p: Predictions, weights: np.ndarray) -> np.ndarra
     """
     if p.task == "regression":
         return _regression(name, p, weights)
-    if name in _CLASS_COUNTS:
+    if name in CLASS_COUNT_METRICS:
         return _counting(name, p, weights)
     if p.proba is None:
         raise ValueError(f"{name} needs predicted probabilities; the model has no predict_proba")

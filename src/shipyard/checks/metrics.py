@@ -32,7 +32,8 @@ __all__ = [
     "valid_metric_names",
 ]
 
-CLASSIFICATION_METRICS = (
+# Metrics computed from the confusion counts alone (the bootstrap resamples these).
+CLASS_COUNT_METRICS = (
     "accuracy",
     "balanced_accuracy",
     "precision",
@@ -44,6 +45,9 @@ CLASSIFICATION_METRICS = (
     "precision_weighted",
     "recall_weighted",
     "f1_weighted",
+)
+CLASSIFICATION_METRICS = (
+    *CLASS_COUNT_METRICS,
     "roc_auc",
     "average_precision",
     "log_loss",
