@@ -1,7 +1,8 @@
 """The prediction log: records buffered in memory, written to Parquet off the request path.
 
 Records go into a bounded buffer (appending is a list append under a lock); a
-background thread writes them every ``interval`` seconds, or sooner when a batch fills,
+background thread writes them every ``interval`` seconds, or sooner when a batch fills
+(small, frequent batches: a flush holds the GIL, so a big one stalls every request),
 to ``<root>/<kind>/model=<m>/date=<YYYY-MM-DD>/hour=<HH>/part-<n>.parquet``. Each file is
 written to a temporary name and renamed, so readers never see half a file. ``close``
 flushes what is left: a clean stop loses nothing. When the buffer is full (the disk
@@ -28,8 +29,8 @@ class PredictionLog:
         self,
         root: Path,
         *,
-        interval: float = 1.0,
-        batch: int = 5000,
+        interval: float = 0.25,
+        batch: int = 1000,
         capacity: int = 200_000,
     ) -> None:
         self.root = root
