@@ -165,3 +165,18 @@ def test_init_from_dvc_names_what_it_cannot_convert(in_tmp, capsys):
     assert main(["init", "--from-dvc"]) == 2
     err = capsys.readouterr().err
     assert "stages.s.foreach" in err and "- vars:" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["promote", "m:1", "--expect", "abc"], "--expect: 'abc' is not a whole number"),
+        (["runs", "--limit", "-5"], "--limit: must be at least 1"),
+        (["serve", "--port", "99999"], "a port is 1 to 65535"),
+        (["token", "create", "x", "--days", "-1"], "--days: must be 0 or more"),
+    ],
+)
+def test_bad_option_values_are_usage_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2 and message in capsys.readouterr().err

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from shipyard.cli.arguments import positive_int
+
 NAMES = ("audit",)
 
 
@@ -19,7 +21,7 @@ def register(sub: Any) -> None:
     verify.set_defaults(handler=run_verify)
     log = commands.add_parser("log", help="list audit entries")
     log.add_argument("--action", help="only entries with this action")
-    log.add_argument("--limit", type=int, help="at most this many entries")
+    log.add_argument("--limit", type=positive_int, help="at most this many entries")
     log.add_argument("--json", action="store_true", help="print as JSON")
     log.set_defaults(handler=run_log)
 

@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from shipyard.cli.arguments import expected_version
+
 NAMES = (
     "register",
     "models",
@@ -68,7 +70,11 @@ def register(sub: Any) -> None:
     promote.add_argument("ref", metavar="MODEL:N")
     promote.add_argument("--alias", default="production")
     promote.add_argument(
-        "--expect", metavar="N|none", help="only if the alias points at N now (compare-and-set)"
+        "--expect",
+        type=expected_version,
+        default=False,  # False: not given; None: the alias must be unset
+        metavar="N|none",
+        help="only if the alias points at N now (compare-and-set)",
     )
     promote.add_argument("--reason")
     promote.set_defaults(handler=run_promote)
@@ -253,8 +259,8 @@ def run_promote(args: argparse.Namespace) -> int:
     from shipyard.registry.service import UNSET
 
     expected: Any = UNSET
-    if args.expect is not None:
-        expected = None if args.expect.lower() == "none" else int(args.expect)
+    if args.expect is not False:
+        expected = args.expect
     from shipyard.cli.remote import KEEP, remote_from_env
 
     remote = remote_from_env()

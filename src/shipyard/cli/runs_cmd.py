@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from shipyard.cli.arguments import positive_int
+
 NAMES = ("runs",)
 
 
@@ -12,7 +14,7 @@ def register(sub: Any) -> None:
     parser = sub.add_parser(
         "runs", help="list recorded runs (`runs show ID` for one)", description="List runs."
     )
-    parser.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    parser.add_argument("--limit", type=positive_int, default=20, help="how many (default 20)")
     parser.add_argument("--json", action="store_true", help="print as JSON")
     parser.set_defaults(handler=run_list)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")

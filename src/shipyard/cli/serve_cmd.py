@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from shipyard.cli.arguments import port, positive_int
+
 NAMES = ("serve", "routing", "flags")
 
 
@@ -16,7 +18,7 @@ def register(sub: Any) -> None:
         "and refuses a non-loopback address until users (and so tokens) exist.",
     )
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--port", type=port, default=8080)
     serve.add_argument(
         "--allow-host",
         action="append",
@@ -24,7 +26,9 @@ def register(sub: Any) -> None:
         metavar="NAME",
         help="extra Host header values to accept (DNS-rebinding guard)",
     )
-    serve.add_argument("--max-rows", type=int, default=10_000, help="largest batch accepted")
+    serve.add_argument(
+        "--max-rows", type=positive_int, default=10_000, help="largest batch accepted"
+    )
     serve.add_argument(
         "--rate-limit",
         type=float,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from shipyard.cli.arguments import non_negative_int
+
 NAMES = ("users", "token")
 
 
@@ -23,7 +25,9 @@ def register(sub: Any) -> None:
     create = tcmds.add_parser("create", help="create a token for USER (shown once)")
     create.add_argument("user")
     create.add_argument("--name", default="default", help="a label for the token")
-    create.add_argument("--days", type=int, default=90, help="expiry in days (0: never)")
+    create.add_argument(
+        "--days", type=non_negative_int, default=90, help="expiry in days (0: never)"
+    )
     create.set_defaults(handler=run_token_create)
     revoke = tcmds.add_parser("revoke", help="revoke USER's token NAME")
     revoke.add_argument("user")
