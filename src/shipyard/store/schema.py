@@ -12,6 +12,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     MetaData,
@@ -23,6 +24,7 @@ from sqlalchemy import (
 
 __all__ = [
     "HEAD_REVISION",
+    "alerts",
     "alias_history",
     "aliases",
     "approvals",
@@ -31,7 +33,9 @@ __all__ = [
     "metadata",
     "model_versions",
     "models",
+    "monitor_results",
     "projects",
+    "rollouts",
     "runs",
     "stage_runs",
     "tokens",
@@ -40,7 +44,7 @@ __all__ = [
 
 # The newest migration; the store compares the database's revision to it on open
 # without importing Alembic (a test checks it equals the script directory's head).
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 
 metadata = MetaData(
     naming_convention={
@@ -243,4 +247,69 @@ flags = Table(
     Column("revision", BigInteger, nullable=False, index=True),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("updated_by", String(200), nullable=False),
+)
+
+# --- rollouts and monitoring --------------------------------------------------------------
+
+# One row per deployment. ``active_model`` equals ``model`` while the rollout is live and
+# is NULL once it ended: a unique constraint, not code, keeps one live rollout per model.
+# ``revision`` is the compare-and-set counter every state change checks and bumps, so
+# two controllers (or a controller and a user) can never both move the same rollout.
+rollouts = Table(
+    "rollouts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("model", String(100), nullable=False, index=True),
+    Column("active_model", String(100), unique=True),
+    Column("candidate", Integer, nullable=False),
+    Column("stable", Integer),
+    Column("strategy", String(16), nullable=False),  # canary | bluegreen | ab | shadow
+    Column("state", String(16), nullable=False),
+    Column("step", Integer, nullable=False),
+    Column("step_started_at", DateTime(timezone=True), nullable=False),
+    Column("spec", JSON, nullable=False),
+    Column("last_decision", JSON),
+    Column("reason", Text),
+    Column("revision", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+)
+
+# Alerts: ``active_key`` holds the dedup key while the alert is pending or firing and is
+# NULL once resolved, so the same condition can never be open twice.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("rule", String(200), nullable=False, index=True),
+    Column("model", String(100)),
+    Column("dedup_key", String(200), nullable=False, index=True),
+    Column("active_key", String(200), unique=True),
+    Column("severity", String(16), nullable=False),
+    Column("state", String(16), nullable=False),  # pending | firing | resolved
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("fired_at", DateTime(timezone=True)),
+    Column("resolved_at", DateTime(timezone=True)),
+    Column("details", JSON),
+    Column("notified", JSON),
+    Column("action", JSON),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Figures from each monitor pass (drift per feature, performance, quality, signals),
+# kept so dashboards can draw them over time.
+monitor_results = Table(
+    "monitor_results",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False, index=True),
+    Column("model", String(100), nullable=False, index=True),
+    Column("version", Integer),
+    Column("kind", String(32), nullable=False),  # drift | performance | quality | signal
+    Column("name", String(200), nullable=False),
+    Column("value", Float),
+    Column("flagged", Boolean, nullable=False),
+    Column("details", JSON),
 )
