@@ -313,6 +313,17 @@ def run_rollback(args: argparse.Namespace) -> int:
             return 0
         if not _confirm(f"Roll {args.model}@{args.alias} back from {current.version}?", args.yes):
             return 1
+        if args.alias == "production":  # routing follows: the old version serves everyone
+            from shipyard.rollout import api
+
+            result = api.rollback(
+                project, args.model, actor=project.actor, reason=f"rollback by {project.actor}"
+            )
+            info(
+                f"{args.model}@production: {current.version} -> {result['version']} "
+                "(rolled back; it takes all traffic)"
+            )
+            return 0
         version = registry.rollback(args.model, actor=project.actor, alias=args.alias)
     info(f"{args.model}@{args.alias}: {current.version} -> {version.version} (rolled back)")
     return 0

@@ -48,6 +48,12 @@ def register(sub: Any) -> None:
         action="store_true",
         help="serve predictions only: no admin API (allows a public bind)",
     )
+    serve.add_argument(
+        "--no-controller",
+        action="store_true",
+        help="do not run the rollout controller in this process (run it elsewhere with "
+        "`shipyard rollout run`)",
+    )
     serve.add_argument("--log-level", default="warning")
     serve.set_defaults(handler=run_serve)
 
@@ -84,6 +90,8 @@ def _loopback(host: str) -> bool:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    import threading
+
     import uvicorn
 
     from shipyard.cli.output import info
@@ -110,15 +118,31 @@ def run_serve(args: argparse.Namespace) -> int:
         micro_batch_ms=args.micro_batch_ms,
     )
     info(f"serving {project.name} on http://{args.host}:{args.port} (metrics at /metrics)")
-    uvicorn.run(
-        create_app(gateway),
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        access_log=False,
-        timeout_graceful_shutdown=10,
-    )
-    project.close()
+    stop = threading.Event()
+    if not args.no_controller:
+        from shipyard.rollout.controller import Controller
+
+        local = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+        controller = Controller(
+            project,
+            log_dir=gateway.settings.log_dir,
+            gateway_url=f"http://{local}:{args.port}",
+        )
+        threading.Thread(
+            target=controller.run, args=(stop,), name="rollout-controller", daemon=True
+        ).start()
+    try:
+        uvicorn.run(
+            create_app(gateway),
+            host=args.host,
+            port=args.port,
+            log_level=args.log_level,
+            access_log=False,
+            timeout_graceful_shutdown=10,
+        )
+    finally:
+        stop.set()
+        project.close()
     return 0
 
 

@@ -19,9 +19,11 @@ def gateway_for(project: Project, **settings: Any) -> Gateway:
     from shipyard.serving.gateway import Gateway, Settings
 
     settings.setdefault("log_dir", project.state_dir / "logs" / "serving")
-    return Gateway(
+    gateway = Gateway(
         open_registry(project),
         ControlPlane(project.metadata),
         Settings(**settings),
         project.state_dir / "cache" / "models",
     )
+    gateway.project = project
+    return gateway

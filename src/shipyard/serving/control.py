@@ -73,9 +73,10 @@ class ControlPlane:
         actor: str,
         expected: int | None,
         action: str,
+        conn: sa.Connection | None = None,
     ) -> int:
         key_col = table.c[key_column]
-        with self.metadata.transaction() as tx:
+        with self.metadata.joined(conn) as tx:
             current = tx.execute(sa.select(table.c.revision).where(key_col == key)).scalar()
             if expected is not None and current != expected:
                 raise Conflict(
@@ -100,7 +101,16 @@ class ControlPlane:
             self.metadata.append_event(actor, action, key, {"revision": revision, **spec}, conn=tx)
         return revision
 
-    def set_table(self, table: RoutingTable, *, actor: str, expected: int | None = None) -> int:
+    def set_table(
+        self,
+        table: RoutingTable,
+        *,
+        actor: str,
+        expected: int | None = None,
+        conn: sa.Connection | None = None,
+    ) -> int:
+        """Store a table (compare-and-set on ``expected``); ``conn`` joins a caller's
+        transaction so a rollout's state and its routing change commit together."""
         try:
             table.validate()
         except ValueError as exc:
@@ -113,6 +123,7 @@ class ControlPlane:
             actor,
             expected,
             "routing.set",
+            conn,
         )
 
     def get_table(self, model: str) -> tuple[RoutingTable, int]:

@@ -173,6 +173,7 @@ class Gateway:
             if settings.micro_batch_ms > 0
             else None
         )
+        self.project: Any = None  # set by gateway_for: rollouts need the project's config
         self.snapshot = Snapshot(-1, {}, {})
         self._defaults: dict[str, int] = {}
         self._stop = threading.Event()
@@ -316,6 +317,27 @@ class Gateway:
             record.update({f"in_{n}": v for n, v in zip(answer.served.inputs, row, strict=True)})
             if not self.log.append("predictions", record):
                 self.metrics.log_dropped.set(self.log.dropped)
+
+
+    def record_error(
+        self, model: str, served: Served, arm: str, client: str, seconds: float, exc: Exception
+    ) -> None:
+        """Log a failed request (kind ``errors``): the rollout analysis and the monitor
+        count errors per version and arm from it, across replicas and restarts."""
+        if self.log is None:
+            return
+        record = {
+            "ts": time.time(),
+            "request_id": uuid.uuid4().hex,
+            "model": model,
+            "version": served.version.version,
+            "arm": arm,
+            "client": client,
+            "latency_ms": seconds * 1000,
+            "error": f"{type(exc).__name__}: {exc}"[:500],
+        }
+        if not self.log.append("errors", record):
+            self.metrics.log_dropped.set(self.log.dropped)
 
 
 def _plain(value: Any) -> Any:
