@@ -20,6 +20,11 @@ def register(sub: Any) -> None:
     parser.add_argument("--output", "-o", metavar="DIR", help="default: build/<model>-<version>")
     parser.add_argument("--no-build", action="store_true", help="write the context only")
     parser.add_argument("--json", action="store_true", help="print as JSON")
+    parser.add_argument(
+        "--k8s", action="store_true", help="also write k8s/ (Deployment, Service, autoscaler)"
+    )
+    parser.add_argument("--replicas", type=int, default=2, metavar="N", help="default: 2")
+    parser.add_argument("--image", metavar="NAME", help="image in the manifests (default: tag)")
     parser.set_defaults(handler=run)
 
 
@@ -35,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
         version = open_registry(project).get(args.ref)
         out = Path(args.output or project.root / "build" / f"{version.model}-{version.version}")
         bundle = package_version(project, version.ref, out, build=not args.no_build)
+    manifests = _k8s(args, bundle) if args.k8s else []
     if args.json:
         emit_json(bundle)
         return 0
@@ -44,4 +50,14 @@ def run(args: argparse.Namespace) -> int:
         f"  run without Docker: pip install --find-links {out}/wheels -r {out}/requirements.txt"
         f" && shipyard -C {out}/app serve --no-admin"
     )
+    if manifests:
+        info(f"  Kubernetes: kubectl apply -f {out}/k8s/ ({', '.join(p.name for p in manifests)})")
     return 0
+
+
+def _k8s(args: argparse.Namespace, bundle: Any) -> list[Any]:
+    from shipyard.packaging import image_tag
+    from shipyard.packaging.k8s import write_manifests
+
+    image = args.image or bundle.image or image_tag(bundle.model, bundle.version)
+    return write_manifests(bundle.path, bundle.model, bundle.version, image, replicas=args.replicas)

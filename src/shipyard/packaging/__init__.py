@@ -20,7 +20,7 @@ from pathlib import Path
 from shipyard.errors import ShipyardError, UsageError
 from shipyard.project import Project
 
-__all__ = ["Bundle", "package_version", "requirements_for"]
+__all__ = ["Bundle", "image_tag", "package_version", "requirements_for"]
 
 _CORE = [
     "pyyaml",
@@ -90,7 +90,7 @@ COPY --from=build /opt/venv /opt/venv
 COPY --chown=shipyard:shipyard app /app
 USER shipyard
 WORKDIR /app
-ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1
+ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \\
   CMD ["python", "/app/healthcheck.py"]
@@ -201,6 +201,11 @@ def package_version(project: Project, ref: str, out: Path, *, build: bool = True
     return bundle
 
 
+def image_tag(model: str, version: int) -> str:
+    """The tag ``shipyard package`` builds the image under."""
+    return f"shipyard/{model.lower()}:{version}"
+
+
 def _build(bundle: Bundle) -> None:
     docker = shutil.which("docker") or shutil.which("podman")
     if docker is None:
@@ -210,7 +215,7 @@ def _build(bundle: Bundle) -> None:
     if probe.returncode != 0:
         bundle.build_note = f"{Path(docker).name} is installed but no engine answers: context only"
         return
-    tag = f"shipyard/{bundle.model.lower()}:{bundle.version}"
+    tag = image_tag(bundle.model, bundle.version)
     result = subprocess.run(
         [docker, "build", "-t", tag, str(bundle.path)], capture_output=True, text=True
     )
