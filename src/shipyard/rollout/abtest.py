@@ -35,8 +35,11 @@ from shipyard.rollout import stats
 __all__ = [
     "ABResult",
     "ArmSummary",
+    "FixedTest",
     "MetricResult",
+    "SequentialTest",
     "analyse_experiment",
+    "compare",
     "fixed_test",
     "sample_size",
     "sequential_ab",
@@ -73,7 +76,7 @@ def sample_size(
         raise ValueError(f"alpha and power must be in (0, 1), got {alpha!r} and {power!r}")
     if not math.isfinite(mde) or mde == 0:
         raise ValueError(f"mde (the minimum detectable effect) must be non-zero, got {mde!r}")
-    z_alpha, z_power = norm.ppf(1 - alpha / 2), norm.ppf(power)
+    z_alpha, z_power = float(norm.ppf(1 - alpha / 2)), float(norm.ppf(power))
     if kind == "proportion":
         p1, p2 = baseline, baseline + mde
         if not (0 < p1 < 1 and 0 < p2 < 1):
@@ -128,6 +131,8 @@ def _pooled_spread(a: ArmSummary, b: ArmSummary) -> Any:
 
 @dataclass(frozen=True)
 class FixedTest:
+    """Fixed-horizon result of ``B - A``: z or Welch t, two-sided p, lift and interval."""
+
     statistic: Any
     p_value: Any
     lift: Any
@@ -157,6 +162,8 @@ def fixed_test(a: ArmSummary, b: ArmSummary, *, kind: Kind, alpha: float = 0.05)
 
 @dataclass(frozen=True)
 class SequentialTest:
+    """Always-valid result of ``B - A``: the mSPRT p-value and confidence interval."""
+
     p_value: Any  # always valid: P(ever <= alpha | no difference) <= alpha
     ci: tuple[Any, Any]  # always valid (1 - alpha) interval for B - A
     tau: Any

@@ -71,8 +71,6 @@ from shipyard.rollout import stats
 
 __all__ = ["ArmWindow", "CanaryPolicy", "Verdict", "analyse", "validate_analysis"]
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _QUANTILE_KEY = re.compile(r"^p(\d{1,2}(?:\.\d+)?)_ms$")
 _MIN_WAIT_S = 60.0
 
@@ -96,10 +94,9 @@ def _duration_s(value: Any) -> float:
     if isinstance(value, int | float) and not isinstance(value, bool):
         seconds = float(value)
     else:
-        match = _DURATION.match(str(value))
-        if not match:
-            raise ValueError(f"expected a duration like '30s', '5m', '1h', got {value!r}")
-        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+        from shipyard.config import duration_seconds
+
+        seconds = duration_seconds(str(value).strip())
     if not math.isfinite(seconds) or seconds <= 0:
         raise ValueError(f"expected a positive duration, got {value!r}")
     return seconds
@@ -109,6 +106,8 @@ def _upper_bound(value: Any, low: float = 0.0, high: float = math.inf) -> float:
     """A number, or a threshold written ``<= x`` / ``< x``: the largest value allowed."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         bound = float(value)
+    elif not isinstance(value, str):
+        raise ValueError(f"expected a number or a threshold like '<= 0.5', got {value!r}")
     else:
         threshold = parse_threshold(value)
         if threshold.op not in ("<=", "<"):
@@ -169,7 +168,7 @@ def _parse(analysis: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     fields: dict[str, Any] = {}
     quantiles: list[tuple[float, float]] = []
     problems: list[str] = []
-    for key, value in analysis.items():
+    for key, value in (analysis or {}).items():
         quantile = _QUANTILE_KEY.match(str(key))
         try:
             if quantile and 0 < float(quantile.group(1)) < 100:
@@ -179,7 +178,7 @@ def _parse(analysis: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
                 fields[name] = parse(value)
             else:
                 problems.append(f"unknown key {key!r} (valid keys: {', '.join(VALID_KEYS)})")
-        except ValueError as exc:
+        except (TypeError, ValueError) as exc:
             problems.append(f"{key} {exc}")
     fields["latency_bounds"] = tuple(sorted(quantiles))
     return fields, problems

@@ -163,7 +163,10 @@ class Controller:
         if current != rollout.candidate:
             try:
                 self.registry.set_alias(
-                    ref, "production", actor=self.actor, reason=f"rollout #{rollout.id}"
+                    ref,
+                    "production",
+                    actor=self._principal(rollout),
+                    reason=f"rollout #{rollout.id} ({self.actor})",
                 )
             except PolicyViolation as exc:
                 return self.rollback(rollout, decision, f"cannot promote: {exc}")
@@ -200,8 +203,8 @@ class Controller:
                 self.registry.set_alias(
                     f"{rollout.model}:{rollout.stable}",
                     "production",
-                    actor=actor or self.actor,
-                    reason=f"rollout #{rollout.id}: {reason}",
+                    actor=actor or self._principal(rollout),
+                    reason=f"rollout #{rollout.id} ({self.actor}): {reason}",
                     action="rollback",
                     enforce=False,
                 )
@@ -214,6 +217,13 @@ class Controller:
             decision=decision,
             reason=reason,
         )
+
+    @staticmethod
+    def _principal(rollout: Rollout) -> str:
+        """Whom the controller acts for in the registry: the user who started the
+        rollout (their role was checked then, and governance still applies to each
+        alias move); the controller's own name goes into the reason and audit entry."""
+        return rollout.created_by
 
     def fail(self, rollout: Rollout, reason: str) -> Rollout:
         """Fail closed: an error in the analysis itself returns traffic to stable."""
@@ -293,8 +303,8 @@ class Controller:
             self.registry.set_alias(
                 f"{rollout.model}:{rollout.candidate}",
                 "production",
-                actor=self.actor,
-                reason=f"rollout #{rollout.id}: blue-green switch",
+                actor=self._principal(rollout),
+                reason=f"rollout #{rollout.id} ({self.actor}): blue-green switch",
             )
             return self.store.update(
                 rollout,
