@@ -36,6 +36,7 @@ __all__ = [
     "ProjectConfig",
     "StageConfig",
     "StoreConfig",
+    "duration_seconds",
     "load_config",
     "parse_config",
 ]
@@ -251,12 +252,57 @@ class GovernanceConfig(_Strict):
     aliases: dict[str, AliasPolicy] = {}
 
 
+def duration_seconds(text: str) -> float:
+    """Seconds in a duration like '500ms', '30s', '5m', '1h', '2d'."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"duration {text!r} must look like '30s', '5m', '1h'")
+    unit = match.group(2)
+    factor = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+    return float(text[: -len(unit)]) * factor
+
+
+def _duration(value: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"duration {value!r} must be text like '30s', '5m', '1h'")
+    duration_seconds(value)
+    return value
+
+
+# A duration such as "30s", "5m", "1h" or "2d", checked where it stands (shared by the
+# deploy and monitor sections; convert with duration_seconds).
+Duration = Annotated[str, AfterValidator(_duration)]
+
+
+class BlueGreenConfig(_Strict):
+    window: Duration = "10m"  # the old version stays loaded this long for a switch back
+    replay: int = Field(default=50, ge=0, le=10_000)  # logged requests replayed in smoke test
+
+
+class ABConfig(_Strict):
+    split: float = Field(default=50.0, gt=0, lt=100)  # the candidate's share
+    metric: Literal["accuracy", "error_rate", "latency"] = "accuracy"
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    min_samples: int = Field(default=100, ge=1)
+    max_duration: Duration = "7d"
+    promote: Literal["winner", "manual"] = "winner"
+
+
+class ShadowConfig(_Strict):
+    duration: Duration = "10m"
+    min_requests: int = Field(default=100, ge=1)
+
+
 class DeployConfig(_Strict):
     strategy: Literal["canary", "bluegreen", "ab", "shadow"] = "canary"
     steps: list[Annotated[float, Field(gt=0, le=100)]] = [5, 25, 50, 100]
-    step_duration: str = "5m"
-    analysis: dict[str, Threshold | int] = {}
+    step_duration: Duration = "5m"
+    interval: Duration = "1s"  # how often the controller analyses a live rollout
+    analysis: dict[str, Any] = {}
     sticky_key: str | None = None
+    bluegreen: BlueGreenConfig = BlueGreenConfig()
+    ab: ABConfig = ABConfig()
+    shadow: ShadowConfig = ShadowConfig()
 
     @field_validator("steps")
     @classmethod
@@ -265,47 +311,187 @@ class DeployConfig(_Strict):
             raise ValueError(f"steps must increase strictly, got {value}")
         return value
 
-    @field_validator("step_duration")
-    @classmethod
-    def _duration(cls, value: str) -> str:
-        if not _DURATION.match(value):
-            raise ValueError(f"duration {value!r} must look like '30s', '5m', '1h'")
-        return value
-
     @field_validator("analysis")
     @classmethod
     def _analysis(cls, value: dict[str, Any]) -> dict[str, Any]:
-        for key, item in value.items():
-            if key.startswith("min_"):
-                if not isinstance(item, int) or item < 0:
-                    raise ValueError(f"{key} must be a whole number >= 0")
-            else:
-                _threshold(item)
+        from shipyard.rollout.analysis import validate_analysis
+
+        validate_analysis(value)
         return value
 
 
 class DriftConfig(_Strict):
-    every: str = "5m"
+    """``monitor.drift``: the reference to compare against and the drift settings.
+
+    ``reference`` is ``training`` (the data the served version was trained on, found
+    through its lineage) or a project-relative CSV/Parquet file.
+    """
+
+    every: Duration = "5m"
     reference: str = "training"
     threshold: float | None = Field(default=None, gt=0)
     share: float = Field(default=0.5, gt=0, le=1)
+    features: dict[str, dict[str, Any]] = {}  # per-feature overrides for the statistics
 
-    @field_validator("every")
+    @field_validator("reference")
     @classmethod
-    def _every(cls, value: str) -> str:
-        return DeployConfig._duration(value)
+    def _reference(cls, value: str) -> str:
+        return value if value == "training" else _relative_path(value)
+
+
+def _condition(value: str) -> str:
+    from shipyard.monitor.expr import parse_condition
+
+    try:
+        parse_condition(value)
+    except ConfigError as exc:
+        raise ValueError(exc.message) from None
+    return value
 
 
 class AlertRule(_Strict):
-    when: str
+    """One alert: ``when`` the condition has held ``for`` a while, tell ``notify`` and
+    take ``action`` (at most once per ``cooldown``)."""
+
+    name: str | None = None  # default: the condition text
+    when: Annotated[str, AfterValidator(_condition)]
+    for_: Duration = Field(default="0s", alias="for")
+    severity: Literal["info", "warning", "critical"] = "warning"
     notify: list[str] = []
     action: Literal["none", "rollback", "retrain"] = "none"
+    cooldown: Duration = "30m"
+    repeat: Duration | None = None  # re-notify a still-firing alert this often
+    summary: str | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        if value is not None and not _NAME.match(value):
+            raise ValueError(f"alert name {value!r} must use letters, digits, '.', '_', '-'")
+        return value
+
+    @property
+    def key(self) -> str:
+        return self.name or self.when.strip()[:200]
+
+
+class _Delivery(_Strict):
+    timeout: float = Field(default=5.0, gt=0, le=120)
+    retries: int = Field(default=3, ge=0, le=10)
+    backoff: float = Field(default=0.5, ge=0, le=60)  # seconds, doubled per retry
+
+
+def _env_name(value: str | None) -> str | None:
+    if value is not None and not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", value):
+        raise ValueError(f"{value!r} is not an environment variable name")
+    return value
+
+
+EnvName = Annotated[str | None, AfterValidator(_env_name)]
+
+
+class WebhookNotifier(_Delivery):
+    """A generic webhook receiving Slack-compatible JSON (``text`` plus ``blocks``)."""
+
+    type: Literal["webhook"]
+    url: str | None = None
+    url_env: EnvName = None  # e.g. SLACK_WEBHOOK_URL: the URL is often a secret
+    headers: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _target(self) -> WebhookNotifier:
+        if not (self.url or self.url_env):
+            raise ValueError("a webhook needs 'url' or 'url_env'")
+        return self
+
+
+class SmtpNotifier(_Delivery):
+    """Email over SMTP; STARTTLS and AUTH when configured, plain for a local relay."""
+
+    type: Literal["smtp"]
+    host: str
+    port: int = Field(default=25, gt=0, lt=65536)
+    sender: str = Field(alias="from")
+    to: list[str] = Field(min_length=1)
+    starttls: bool = False
+    ssl: bool = False
+    username: str | None = None
+    password_env: EnvName = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class PagerDutyNotifier(_Delivery):
+    """PagerDuty Events API v2: trigger and resolve with one dedup key per alert."""
+
+    type: Literal["pagerduty"]
+    routing_key_env: EnvName = None
+    routing_key: str | None = None  # allowed, but prefer routing_key_env
+    url: str = "https://events.pagerduty.com/v2/enqueue"
+    source: str | None = None
+
+    @model_validator(mode="after")
+    def _key(self) -> PagerDutyNotifier:
+        if not (self.routing_key or self.routing_key_env):
+            raise ValueError("pagerduty needs 'routing_key_env' (the variable holding the key)")
+        return self
+
+
+class AlertmanagerNotifier(_Delivery):
+    """Prometheus Alertmanager's API v2 (``POST <url>/api/v2/alerts``)."""
+
+    type: Literal["alertmanager"]
+    url: str
+    labels: dict[str, str] = {}
+
+
+NotifierConfig = Annotated[
+    WebhookNotifier | SmtpNotifier | PagerDutyNotifier | AlertmanagerNotifier,
+    Field(discriminator="type"),
+]
+
+
+class ExtractionConfig(_Strict):
+    """The model-extraction signal: per-client query patterns against normal traffic."""
+
+    threshold: float = Field(default=0.5, gt=0, le=1)
+    min_queries: int = Field(default=50, ge=2)
+
+
+class RetrainConfig(_Strict):
+    """What the ``retrain`` action runs: an optional command that fetches fresh data,
+    then the pipeline, the gates, registration and a canary."""
+
+    command: str | None = None
+    force: bool = False
+    timeout: Duration = "1h"
 
 
 class MonitorConfig(_Strict):
     drift: DriftConfig | None = None
+    window: Duration = "1h"
     alerts: list[AlertRule] = []
-    notifiers: dict[str, dict[str, Any]] = {}
+    notifiers: dict[str, NotifierConfig] = {}
+    extraction: ExtractionConfig = ExtractionConfig()
+    retrain: RetrainConfig = RetrainConfig()
+
+    @model_validator(mode="after")
+    def _references(self) -> MonitorConfig:
+        names: set[str] = set()
+        for index, rule in enumerate(self.alerts):
+            if rule.key in names:
+                raise ValueError(f"alerts.{index}: two alerts are named {rule.key!r}")
+            names.add(rule.key)
+            missing = [n for n in rule.notify if n not in self.notifiers]
+            if missing:
+                known = ", ".join(sorted(self.notifiers)) or "(none configured)"
+                raise ValueError(
+                    f"alerts.{index}.notify: no notifier named {', '.join(map(repr, missing))}; "
+                    f"define it under monitor.notifiers (configured: {known})"
+                )
+        return self
 
 
 class StoreConfig(_Strict):
