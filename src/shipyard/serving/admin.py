@@ -18,6 +18,7 @@ from starlette.responses import Response
 from shipyard.core.flags import flag_from_json
 from shipyard.core.policy import role_allows
 from shipyard.core.routing import table_from_json
+from shipyard.dashboard import POLICY as DASHBOARD_POLICY
 from shipyard.errors import Conflict, UsageError
 from shipyard.registry.users import UserDirectory
 from shipyard.serving.inputs import BadRequest
@@ -52,6 +53,11 @@ POLICY: dict[tuple[str, str], str] = {
     ("POST", "/admin/models/{model}/versions/{version}/decision"): "approve",
     ("POST", "/admin/models/{model}/aliases/{alias}"): "alias",
     ("POST", "/admin/models/{model}/rollback"): "alias",
+    ("GET", "/admin/rollouts"): "read",
+    ("GET", "/admin/rollouts/{model}"): "read",
+    ("POST", "/admin/rollouts/{model}"): "deploy",
+    ("POST", "/admin/rollouts/{model}/{action}"): "alias",
+    **DASHBOARD_POLICY,  # the dashboard at /ui checks these itself (session cookie + CSRF)
 }
 
 
@@ -212,14 +218,88 @@ def routes(gateway: Any) -> list[tuple[str, Any, list[str]]]:
 
     async def rollback(request: Request, actor: str) -> Response:
         body = _body(await read_json(request, gateway))
-        version = await run_in_threadpool(
-            lambda: registry.rollback(
-                request.path_params["model"],
-                actor=actor,
-                alias=str(body.get("alias", "production")),
+        alias = str(body.get("alias", "production"))
+        model = request.path_params["model"]
+        if alias == "production" and gateway.project is not None:
+            from shipyard.rollout import api
+
+            result = await run_in_threadpool(
+                lambda: api.rollback(
+                    gateway.project, model, actor=actor, reason=f"rollback by {actor}"
+                )
             )
+            await run_in_threadpool(gateway.refresh)
+            return json_response(result)
+        version = await run_in_threadpool(
+            lambda: registry.rollback(model, actor=actor, alias=alias)
         )
         return json_response(version)
+
+    def _project() -> Any:
+        if gateway.project is None:
+            raise BadRequest("this gateway was started without a project: no rollouts here", 404)
+        return gateway.project
+
+    async def list_rollouts(request: Request, actor: str) -> Response:
+        from shipyard.rollout import api
+
+        return json_response(await run_in_threadpool(api.status, _project()))
+
+    async def get_rollout(request: Request, actor: str) -> Response:
+        from shipyard.rollout import api
+
+        model = request.path_params["model"]
+        return json_response((await run_in_threadpool(api.status, _project(), model))[0])
+
+    async def start_rollout(request: Request, actor: str) -> Response:
+        from shipyard.rollout import api
+
+        body = _body(await read_json(request, gateway))
+        version = body.get("version")
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise BadRequest("'version' (a whole number) is required", 422)
+        strategy = body.get("strategy")
+        if strategy is not None and not isinstance(strategy, str):
+            raise BadRequest("'strategy' must be a string", 422)
+        project = _project()
+        result = await run_in_threadpool(
+            lambda: api.start_rollout(
+                project, request.path_params["model"], version, actor=actor, strategy=strategy
+            )
+        )
+        await run_in_threadpool(gateway.refresh)
+        return json_response(result, 201)
+
+    async def steer_rollout(request: Request, actor: str) -> Response:
+        from shipyard.rollout import api
+
+        action = request.path_params["action"]
+        operations = {
+            "pause": api.pause,
+            "resume": api.resume,
+            "promote": api.promote,
+            "abort": api.abort,
+        }
+        if action not in (*operations, "rollback"):
+            raise BadRequest(
+                f"unknown rollout action {action!r}; use pause, resume, promote, abort or rollback",
+                404,
+            )
+        empty = request.headers.get("content-length", "0") == "0"
+        body = {} if empty else _body(await read_json(request, gateway))
+        model = request.path_params["model"]
+        project = _project()
+        if action == "rollback":
+            reason = str(body.get("reason") or f"rollback by {actor}")
+            result = await run_in_threadpool(
+                lambda: api.rollback(project, model, actor=actor, reason=reason)
+            )
+        else:
+            result = await run_in_threadpool(
+                lambda: operations[action](project, model, actor=actor)
+            )
+        await run_in_threadpool(gateway.refresh)
+        return json_response(result)
 
     return [
         ("/admin/models", protected("read", list_models), ["GET"]),
@@ -231,6 +311,10 @@ def routes(gateway: Any) -> list[tuple[str, Any, list[str]]]:
         ),
         ("/admin/models/{model}/aliases/{alias}", protected("alias", set_alias), ["POST"]),
         ("/admin/models/{model}/rollback", protected("alias", rollback), ["POST"]),
+        ("/admin/rollouts", protected("read", list_rollouts), ["GET"]),
+        ("/admin/rollouts/{model}", protected("read", get_rollout), ["GET"]),
+        ("/admin/rollouts/{model}", protected("deploy", start_rollout), ["POST"]),
+        ("/admin/rollouts/{model}/{action}", protected("alias", steer_rollout), ["POST"]),
         ("/admin/routing", protected("read", list_routing), ["GET"]),
         ("/admin/routing/{model}", protected("read", get_routing), ["GET"]),
         ("/admin/routing/{model}", protected("deploy", put_routing), ["PUT"]),

@@ -130,6 +130,7 @@ async def predict_rows(
     values = validate_rows(rows, served.inputs, served.types, gateway.settings.max_rows)
     client = request.headers.get("x-client-id") or (request.client.host if request.client else "-")
     labels = (model, served.label, decision.arm)
+    started = time.perf_counter()
     try:
         if gateway.batcher is not None and len(values) < gateway.batcher.max_rows:
             answer = await gateway.batcher.answer(model, decision, values, served)
@@ -140,6 +141,9 @@ async def predict_rows(
     except Exception as exc:  # the model's own failure: this request only
         gateway.metrics.errors.labels(*labels).inc()
         gateway.metrics.requests.labels(*labels, "500").inc()
+        gateway.record_error(
+            model, served, decision.arm, client, time.perf_counter() - started, exc
+        )
         raise ShipyardError(f"model {model}:{served.label} failed on this input: {exc}") from None
     gateway.metrics.requests.labels(*labels, "200").inc()
     gateway.metrics.latency.labels(*labels).observe(answer.seconds)
@@ -280,6 +284,7 @@ def metrics_endpoint(gateway: Gateway) -> Handler:
 def create_app(gateway: Gateway, *, admin_api: bool = True) -> Starlette:
     """The Starlette app over a started (or startable) Gateway; ``admin_api=False``
     leaves the admin routes out entirely (a bundle's container, which only serves)."""
+    from shipyard.dashboard import Dashboard
     from shipyard.serving.openapi import openapi_handler
 
     g = gateway
@@ -297,6 +302,7 @@ def create_app(gateway: Gateway, *, admin_api: bool = True) -> Starlette:
         route("/openapi.json", openapi_handler(g), ["GET"]),
         *[route(p, h, m) for p, h, m in oip.routes(g)],
         *([route(p, h, m) for p, h, m in admin.routes(g)] if admin_api else []),
+        *(Dashboard.for_gateway(g).routes() if admin_api else []),  # /ui, its own guards
     ]
 
     @contextlib.asynccontextmanager
