@@ -19,8 +19,10 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[serve,checks]'
 	touch $@
 
+# The whole loop in a fresh example project (./shipyard-demo; DEMO_DIR=... to change).
+DEMO_DIR ?= shipyard-demo
 demo: $(VENV)/.installed
-	PATH="$(CURDIR)/$(BIN):$$PATH" sh scripts/demo.sh
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/shipyard demo $(DEMO_DIR)
 
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests bench

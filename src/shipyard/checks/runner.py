@@ -106,6 +106,15 @@ def run_gate(name: str, gate: Callable[..., GateResult], ctx: CheckContext, cfg:
             f"the {name} gate needs the package '{exc.name}', which is not installed",
             advice="pip install 'shipyard-ml[checks]'",
         )
+    except Exception as exc:  # the candidate's own code raised (a pyfunc, a custom step):
+        # fail closed with what it said, rather than stop every other gate with a traceback
+        result = GateResult(
+            name,
+            FAILED,
+            f"the {name} gate could not finish: {type(exc).__name__}: {exc}",
+            advice="the model (or its data) raised while the gate used it; "
+            "run the model on the gate's data to reproduce",
+        )
     result.seconds = time.perf_counter() - started
     return result
 

@@ -15,17 +15,22 @@ from collections.abc import Sequence
 from shipyard.cli import (
     audit_cmd,
     check_cmd,
+    ci_cmd,
     config_cmd,
     data_cmd,
+    demo_cmd,
     diff_cmd,
     import_cmd,
     init_cmd,
+    monitor_cmd,
     package_cmd,
     registry_cmd,
+    rollout_cmd,
     run_cmd,
     runs_cmd,
     serve_cmd,
     status_cmd,
+    ui_cmd,
     users_cmd,
 )
 
@@ -52,8 +57,13 @@ _COMMANDS = (
     import_cmd,
     users_cmd,
     serve_cmd,
+    rollout_cmd,
+    monitor_cmd,
+    ui_cmd,
     package_cmd,
+    ci_cmd,
     audit_cmd,
+    demo_cmd,
 )
 
 
