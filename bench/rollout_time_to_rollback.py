@@ -115,9 +115,7 @@ def load(port: int, rate: float, threads: int, stop: threading.Event, out: list)
 def one(error_rate: float, rate: float, seed: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        (root / "shipyard.yaml").write_text(
-            "project: bench\ngovernance: {require_gates: false}\n"
-        )
+        (root / "shipyard.yaml").write_text("project: bench\ngovernance: {require_gates: false}\n")
         write_model(root / "v1", 0.0)
         write_model(root / "v2", error_rate)
         run(root, "register", "m", "v1", "--format", "pyfunc")

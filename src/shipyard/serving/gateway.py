@@ -318,7 +318,6 @@ class Gateway:
             if not self.log.append("predictions", record):
                 self.metrics.log_dropped.set(self.log.dropped)
 
-
     def record_error(
         self, model: str, served: Served, arm: str, client: str, seconds: float, exc: Exception
     ) -> None:
