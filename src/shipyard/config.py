@@ -283,6 +283,8 @@ class ABConfig(_Strict):
     split: float = Field(default=50.0, gt=0, lt=100)  # the candidate's share
     metric: Literal["accuracy", "error_rate", "latency"] = "accuracy"
     alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    mde: float = Field(default=0.02, gt=0)  # smallest difference worth detecting (plan)
+    power: float = Field(default=0.8, gt=0, lt=1)
     min_samples: int = Field(default=100, ge=1)
     max_duration: Duration = "7d"
     promote: Literal["winner", "manual"] = "winner"

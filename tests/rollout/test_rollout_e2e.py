@@ -37,6 +37,9 @@ deploy:
   steps: [5, 25, 50, 100]
   step_duration: 2s
   interval: 500ms
+  # 150 canary requests before leaving the 5 % step: at ~8 canary requests/s a
+  # 5 %-failing canary shows its errors well inside the first step
+  analysis: {min_requests: 150}
   bluegreen: {window: 3s}
   shadow: {duration: 3s, min_requests: 50}
   ab: {min_samples: 100}
@@ -269,6 +272,8 @@ def test_ab_test_is_sticky_and_finds_the_worse_arm(live):
     rollout = wait_for(lambda: finished(root, 9), 60, "the A/B decision")
     assert rollout.state == "rolled_back", rollout.reason
     assert f"A (version {stable}) won" in rollout.reason
+    plan = rollout.last_decision["plan"]  # the fixed-horizon size, planned from A's numbers
+    assert plan["per_arm"] > 100 and plan["power"] == 0.8
     metric = rollout.last_decision["metrics"][0]
     assert metric["metric"] == "accuracy" and metric["lift"] < 0
     assert metric["sequential_ci"][1] < 0  # the always-valid interval excludes no difference

@@ -485,6 +485,7 @@ class Controller:
             "at": _now(),
             "elapsed_s": round(elapsed, 3),
             "requests": {"a": a.requests, "b": b.requests},
+            "plan": _ab_plan(settings, _ab_samples(a, labels, settings.get("metric", "accuracy"))),
             **result.to_json(),
         }
         winner = result.decision
@@ -579,6 +580,28 @@ def _ab_samples(traffic: Traffic, labels: dict[tuple[str, int], str], metric: st
             [np.zeros(traffic.requests - traffic.errors), np.ones(traffic.errors)]
         )
     return traffic.latencies_ms.astype(np.float64)
+
+
+def _ab_plan(settings: dict[str, Any], control: np.ndarray) -> dict[str, Any]:
+    """The fixed-horizon sample size per arm for the configured effect and power, from
+    what A shows so far (a proportion's baseline, a mean's spread): how long the
+    experiment should run if nobody watched it; the sequential test may stop sooner."""
+    from shipyard.rollout.abtest import sample_size
+
+    mde = float(settings.get("mde", 0.02))
+    power = float(settings.get("power", 0.8))
+    alpha = float(settings.get("alpha", 0.05))
+    plan: dict[str, Any] = {"mde": mde, "power": power, "alpha": alpha, "per_arm": None}
+    finite = control[np.isfinite(control)] if len(control) else control
+    if len(finite) < 10:
+        return {**plan, "note": "waiting for 10 observations on A to plan"}
+    if settings.get("metric", "accuracy") == "latency":
+        sd = float(np.std(finite, ddof=1)) or 1.0
+        plan["per_arm"] = sample_size(float(np.mean(finite)), mde, alpha, power, kind="mean", sd=sd)
+    else:
+        baseline = min(max(float(np.mean(finite)), 0.001), 0.999 - mde)
+        plan["per_arm"] = sample_size(baseline, mde, alpha, power, kind="proportion")
+    return plan
 
 
 def _p99(latencies: np.ndarray) -> float | None:
