@@ -36,6 +36,11 @@ def register(sub: Any) -> None:
     )
     status.add_argument("model", nargs="?", metavar="MODEL")
     status.add_argument("--json", action="store_true", help="print as JSON")
+    status.add_argument(
+        "--watch",
+        action="store_true",
+        help="refresh every second until no rollout is live (Ctrl-C to stop)",
+    )
     status.set_defaults(handler=run_status)
     history = commands.add_parser("list", help="recent rollouts, newest first")
     history.add_argument("model", nargs="?", metavar="MODEL")
@@ -146,27 +151,38 @@ def run_deploy(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_status(args: argparse.Namespace) -> int:
-    from shipyard.cli.output import emit_json, info
+def _rollouts(model: str | None) -> list[dict[str, Any]]:
     from shipyard.cli.remote import remote_from_env
     from shipyard.project import open_project
     from shipyard.rollout import api
 
     remote = remote_from_env()
     if remote is not None:
-        path = "/admin/rollouts" + (f"/{args.model}" if args.model else "")
+        path = "/admin/rollouts" + (f"/{model}" if model else "")
         found = remote.call("GET", path)
-        rollouts = found if isinstance(found, list) else [found]
-    else:
-        with open_project() as project:
-            rollouts = api.status(project, args.model)
-    if args.json:
-        emit_json(rollouts)
-    elif not rollouts:
-        info("no live rollouts")
-    else:
-        info("\n".join(_describe(r) for r in rollouts))
-    return 0
+        return found if isinstance(found, list) else [found]
+    with open_project() as project:
+        return api.status(project, model)
+
+
+def run_status(args: argparse.Namespace) -> int:
+    import time
+
+    from shipyard.cli.output import emit_json, info
+
+    while True:
+        rollouts = _rollouts(args.model)
+        if args.json:
+            emit_json(rollouts)
+        elif not rollouts:
+            info("no live rollouts")
+        else:
+            info("\n".join(_describe(r) for r in rollouts))
+        if not args.watch or not any(r["state"] in ("running", "paused") for r in rollouts):
+            return 0
+        time.sleep(1.0)
+        if not args.json:
+            info("")
 
 
 def run_list(args: argparse.Namespace) -> int:
