@@ -515,7 +515,8 @@ class Demo:
     Gate reports (open in a browser):
       {self.folder}/reports/v1/report.html  … v2, v3 (failed: poisoning), v4
     Drift report: {self.folder}/.shipyard/reports/monitor/
-    Dashboard: cd {self.folder} && shipyard ui   (then open the printed URL)
+    Dashboard: cd {self.folder} && shipyard ui   (then open the printed URL and
+      sign in with a token: SHIPYARD_USER=admin shipyard token create bob)
     Everything above is in the store: shipyard models {MODEL}; shipyard rollout list;
     shipyard audit log
 """
