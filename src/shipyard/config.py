@@ -316,7 +316,7 @@ class DeployConfig(_Strict):
     @field_validator("analysis")
     @classmethod
     def _analysis(cls, value: dict[str, Any]) -> dict[str, Any]:
-        from shipyard.rollout.analysis import validate_analysis
+        from shipyard.rollout.policy import validate_analysis
 
         validate_analysis(value)
         return value

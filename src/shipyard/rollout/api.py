@@ -42,7 +42,7 @@ def plan(deploy: DeployConfig, overrides: dict[str, Any] | None = None) -> dict[
         step_duration = duration_seconds(o.get("step_duration", deploy.step_duration))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    from shipyard.rollout.analysis import validate_analysis
+    from shipyard.rollout.policy import validate_analysis
 
     analysis = dict(deploy.analysis)
     try:
