@@ -101,8 +101,8 @@ class Controller:
         self.warm()
         while not stop.is_set():
             started = time.monotonic()
-            self.tick()
-            wait = interval if interval is not None else self._interval()
+            live = self.tick()
+            wait = interval if interval is not None else _interval(live)
             stop.wait(max(0.05, wait - (time.monotonic() - started)))
 
     @staticmethod
@@ -111,12 +111,6 @@ class Controller:
         first look at a new rollout is as quick as the others."""
         import shipyard.rollout.abtest
         import shipyard.rollout.analysis  # noqa: F401
-
-    def _interval(self) -> float:
-        live = self.store.live()
-        if not live:
-            return 1.0
-        return min(float(r.spec.get("interval_s", 1.0)) for r in live)
 
     def tick(self) -> list[Rollout]:
         """One look at each running rollout; returns them as they are afterwards."""
@@ -231,7 +225,7 @@ class Controller:
 
     # --- canary -------------------------------------------------------------------------
     def _canary(self, rollout: Rollout) -> Rollout:
-        from shipyard.rollout.analysis import CanaryPolicy, analyse
+        from shipyard.rollout.analysis import analyse
 
         assert rollout.stable is not None
         since = rollout.step_started_at.timestamp()
@@ -239,9 +233,7 @@ class Controller:
         labels = self.reader.labels(rollout.model, since)
         stable = self._arm(rollout.model, rollout.stable, since, labels)
         canary = self._arm(rollout.model, rollout.candidate, since, labels)
-        analysis = dict(rollout.spec.get("analysis", {}))
-        analysis.setdefault("look_interval", f"{float(rollout.spec.get('interval_s', 1.0))}s")
-        policy = CanaryPolicy.from_config(analysis, float(rollout.spec["step_duration_s"]))
+        policy = self._policy(rollout)
         verdict = analyse(stable, canary, policy, elapsed_s=elapsed)
         decision = {
             "at": _now(),
@@ -272,6 +264,15 @@ class Controller:
                 )
             return self.complete(rollout, decision, "every step passed its analysis")
         return self.store.update(rollout, actor=self.actor, action=None, decision=decision)
+
+    @staticmethod
+    def _policy(rollout: Rollout) -> Any:
+        """The rollout's analysis policy, told how often the controller looks."""
+        from shipyard.rollout.policy import CanaryPolicy
+
+        analysis = dict(rollout.spec.get("analysis", {}))
+        analysis.setdefault("look_interval", f"{float(rollout.spec.get('interval_s', 1.0))}s")
+        return CanaryPolicy.from_config(analysis, float(rollout.spec["step_duration_s"]))
 
     def _arm(
         self, model: str, version: int, since: float, labels: dict[tuple[str, int], str]
@@ -317,7 +318,8 @@ class Controller:
         # step 1: all traffic on the candidate; the old version stays loaded
         since = rollout.step_started_at.timestamp()
         traffic = self.reader.traffic(rollout.model, rollout.candidate, since)
-        bound = _error_bound(rollout.spec.get("analysis", {}))
+        bound = self._policy(rollout).error_rate
+        bound = 0.01 if bound is None else bound
         rate = traffic.errors / traffic.requests if traffic.requests else 0.0
         decision = {
             "at": _now(),
@@ -382,7 +384,11 @@ class Controller:
                 if values.dtype.kind in "fiub"
                 else True
             )
-            if not check("replay", finite and len(values) == len(rows), _replay_text(values)):
+            if not check(
+                "replay",
+                finite and len(values) == len(rows),
+                f"{len(values)} logged requests answered",
+            ):
                 return report
             seen = {str(p) for p in stable_predictions}
             new = {str(p) for p in values} - seen
@@ -442,7 +448,7 @@ class Controller:
         """Up to ``limit`` logged rows served by ``version`` in the last hour."""
         import pyarrow.parquet as pq
 
-        paths = self.reader._files("predictions", model, self.clock() - 3600)
+        paths = self.reader.files("predictions", model, self.clock() - 3600)
         rows: list[list[Any]] = []
         outputs: list[Any] = []
         columns = [f"in_{name}" for name in inputs]
@@ -558,6 +564,11 @@ class Controller:
         }
 
 
+def _interval(live: list[Rollout]) -> float:
+    """The shortest look interval any live rollout asks for (1 s when none is live)."""
+    return min((float(r.spec.get("interval_s", 1.0)) for r in live), default=1.0)
+
+
 def _arm_summary(traffic: Traffic) -> dict[str, Any]:
     return {
         "requests": traffic.requests,
@@ -606,19 +617,6 @@ def _ab_plan(settings: dict[str, Any], control: np.ndarray) -> dict[str, Any]:
 
 def _p99(latencies: np.ndarray) -> float | None:
     return float(np.percentile(latencies, 99)) if len(latencies) else None
-
-
-def _replay_text(values: np.ndarray) -> str:
-    return f"{len(values)} logged requests answered"
-
-
-def _error_bound(analysis: dict[str, Any]) -> float:
-    from shipyard.core.thresholds import parse_threshold
-
-    value = analysis.get("error_rate")
-    if value is None:
-        return 0.01
-    return float(parse_threshold(value).value)
 
 
 def _binomial_exceeds(errors: int, requests: int, bound: float, alpha: float = 0.001) -> bool:

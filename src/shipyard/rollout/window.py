@@ -11,7 +11,6 @@ place, so each is read once and kept until it falls out of every window.
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -55,7 +54,8 @@ class LogReader:
         self._cache: dict[Path, dict[str, np.ndarray]] = {}
         self._lock = threading.Lock()
 
-    def _files(self, kind: str, model: str, since: float) -> list[Path]:
+    def files(self, kind: str, model: str, since: float) -> list[Path]:
+        """Part files of ``kind`` for ``model`` written at or after ``since``."""
         base = self.root / kind / f"model={model}"
         if not base.is_dir():
             return []
@@ -93,9 +93,9 @@ class LogReader:
 
     def frame(self, kind: str, model: str, since: float) -> dict[str, np.ndarray]:
         """Columns of every record of ``kind`` for ``model`` with ts >= since."""
-        paths = self._files(kind, model, since)
+        paths = self.files(kind, model, since)
         if kind == "feedback" and model != "_":
-            paths += self._files(kind, "_", since)
+            paths += self.files(kind, "_", since)
         parts = [p for p in (self._read(kind, path) for path in paths) if p]
         self._forget(since)
         if not parts:
@@ -207,7 +207,3 @@ def _label_text(value: Any) -> str:
     if isinstance(value, float | np.floating) and float(value).is_integer():
         return str(int(value))
     return str(value)
-
-
-def now() -> float:
-    return time.time()
