@@ -158,16 +158,22 @@ def shadow_task(
 
     async def run() -> None:
         for version in answer.decision.shadows:
+            served = None
+            started = time.perf_counter()
             try:
                 served = await run_in_threadpool(gateway.served, model, version)
+                started = time.perf_counter()
                 copy = await run_in_threadpool(
                     gateway.answer, model, answer.decision, answer.rows, served
                 )
                 copy.request_id = answer.request_id
                 gateway.record(model, copy, client, arm="shadow")
                 gateway.metrics.shadow.labels(model, str(version), "ok").inc()
-            except Exception:  # a shadow failure never reaches the user
+            except Exception as exc:  # a shadow failure never reaches the user
                 gateway.metrics.shadow.labels(model, str(version), "error").inc()
+                if served is not None:  # counted in the shadow report's error rate
+                    seconds = time.perf_counter() - started
+                    gateway.record_error(model, served, "shadow", client, seconds, exc)
 
     return BackgroundTask(run)
 
